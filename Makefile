@@ -1,0 +1,43 @@
+# kubelet-fileprobe: pinned upstream Kubernetes + patches/ + new files -> _output/bin/
+#
+#   make              assemble the tree and build the five binaries
+#   make test         everything CI runs (see README)
+#
+# See README.md for the layout and the patch workflow.
+
+SHELL := /usr/bin/env bash
+
+.PHONY: all build tree test verify-patches unit-test export-patches clean help
+
+all: build
+
+## build: assemble _output/kubernetes and build kubelet, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
+build:
+	hack/build.sh
+
+## tree: assemble _output/kubernetes only (pinned upstream + patches/ + new files)
+tree:
+	hack/assemble.sh
+
+## test: verify the patch series, then run our unit tests and upstream's tests of every package we touch
+test:
+	hack/test.sh
+
+## verify-patches: patches/ is in normal form and applies to pristine upstream with git am
+verify-patches:
+	hack/patches.sh verify
+
+## unit-test: the Go tests only (no patch verification)
+unit-test:
+	hack/test.sh --unit-only
+
+## export-patches: write the commits of _output/kubernetes back to patches/
+export-patches:
+	hack/patches.sh export
+
+## clean: remove _output/ (the Go caches are kept)
+clean:
+	rm -rf _output
+
+help:
+	@sed -n 's/^## //p' Makefile

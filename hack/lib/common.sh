@@ -1,0 +1,76 @@
+# Shared settings for the fileprobe hack/ scripts. Source it; do not run it.
+#
+# Everything derives from go.mod (the one place that states the upstream
+# version) and from the fork release number in FILEPROBE_RELEASE.
+
+set -o errexit
+set -o nounset
+set -o pipefail
+
+FP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export FP_ROOT
+
+# The assembled upstream tree (a git repository of its own, git-ignored here).
+FP_OUT="${FP_ROOT}/_output"
+FP_TREE="${FP_OUT}/kubernetes"
+FP_PATCHES="${FP_ROOT}/patches"
+# Top-level directories of this repository whose files are laid into the tree
+# at the same path ("overlay"): new files only, never copies of upstream files.
+FP_OVERLAY_DIRS=(api cmd pkg staging test)
+# Git refs inside the assembled tree.
+FP_BASE_REF="upstream"
+FP_BRANCH="fileprobe"
+# Fixed identity and dates make the tree's commits (and so the exported
+# patches and the binaries' gitCommit) reproducible.
+export GIT_AUTHOR_NAME="kubelet-fileprobe assembler" GIT_AUTHOR_EMAIL="assembler@kubelet-fileprobe.invalid"
+export GIT_COMMITTER_NAME="kubelet-fileprobe assembler" GIT_COMMITTER_EMAIL="assembler@kubelet-fileprobe.invalid"
+FP_FIXED_DATE="2000-01-01T00:00:00Z"
+# Upstream's scripts (hack/lib/golang.sh) would move the Go caches under
+# _output/ of the tree; keep them where every other go command finds them.
+GOCACHE="${GOCACHE:-$(go env GOCACHE)}"
+GOMODCACHE="${GOMODCACHE:-$(go env GOMODCACHE)}"
+export GOCACHE GOMODCACHE
+# Never download a Go toolchain: the machine's Go must match upstream's .go-version.
+export GOTOOLCHAIN=local
+
+fp::log() { printf '+++ [%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+fp::die() { printf '!!! %s\n' "$*" >&2; exit 1; }
+
+# fp::upstream_version prints the pinned k8s.io/kubernetes version (e.g. v1.37.1).
+fp::upstream_version() {
+  (cd "${FP_ROOT}" && go mod edit -json | sed -n '/"Path": "k8s.io\/kubernetes"/{n;s/.*"Version": "\(.*\)".*/\1/p;}' | head -n1)
+}
+
+# fp::staging_modules prints "path version" for every k8s.io staging module pinned in go.mod.
+fp::staging_modules() {
+  (cd "${FP_ROOT}" && go mod edit -json) | awk '
+    /"Replace": \[/ {inrep=1}
+    inrep && /"Old": \{/ {old=1; next}
+    inrep && /"New": \{/ {old=0; new=1; next}
+    inrep && new && /"Path":/ {gsub(/[",]/,""); p=$2}
+    inrep && new && /"Version":/ {gsub(/[",]/,""); print p, $2; new=0}'
+}
+
+# fp::fork_version prints the version stamped into every binary: v1.37.1+fileprobe.N
+fp::fork_version() {
+  local release
+  release=$(tr -d '[:space:]' < "${FP_ROOT}/FILEPROBE_RELEASE")
+  echo "$(fp::upstream_version)+fileprobe.${release}"
+}
+
+# fp::overlay_files prints the repository's overlay files (relative paths), sorted.
+fp::overlay_files() {
+  (cd "${FP_ROOT}" && for d in "${FP_OVERLAY_DIRS[@]}"; do
+    if [[ -d "$d" ]]; then find "$d" -type f; fi
+  done | LC_ALL=C sort)
+}
+
+# fp::timed NAME CMD... runs CMD and reports how long it took (CI reads these lines).
+fp::timed() {
+  local name=$1; shift
+  local start=$SECONDS rc=0
+  fp::log "start: ${name}"
+  "$@" || rc=$?
+  fp::log "timing: ${name}: $((SECONDS - start))s (exit ${rc})"
+  return "${rc}"
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# `make test`: everything that proves the repository, in the order CI wants it.
+#
+#   1. go.mod pins one upstream version, and every staging module of it;
+#   2. the patch series is in normal form and applies to pristine upstream;
+#   3. the tree assembles (this fails if a new file shadows an upstream file);
+#   4. upstream's generated reference data agrees with the patched sources;
+#   5. the tests of the assembler itself;
+#   6. go test of our new packages and of every upstream package the patch
+#      series touches (derived from the series), plus hack/test-packages.txt;
+#   7. the binaries build (`make`) and pass their smoke tests.
+#
+#   hack/test.sh --unit-only    step 6 only
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+# verify_pins checks that go.mod pins k8s.io/kubernetes and exactly its
+# staging modules, all at the matching v0.X.Y.
+verify_pins() {
+  local version staging_version
+  version=$(fp::upstream_version)
+  [[ "${version}" =~ ^v1\.([0-9]+)\.([0-9]+)$ ]] || fp::die "go.mod: k8s.io/kubernetes ${version} is not a release"
+  staging_version="v0.${BASH_REMATCH[1]}.${BASH_REMATCH[2]}"
+  local path ver bad=0
+  while read -r path ver; do
+    [[ "${ver}" == "${staging_version}" ]] || { echo "go.mod: ${path} is ${ver}, want ${staging_version}" >&2; bad=1; }
+  done < <(fp::staging_modules)
+  local want have
+  want=$(sed -n '/^replace (/,/^)/p' "${FP_TREE}/go.mod" | awk '/=>/{print $1}' | LC_ALL=C sort)
+  have=$(fp::staging_modules | awk '{print $1}' | LC_ALL=C sort)
+  [[ "${want}" == "${have}" ]] || {
+    diff <(echo "${want}") <(echo "${have}") >&2 || true
+    echo "go.mod: the staging modules differ from the replace block of k8s.io/kubernetes ${version}" >&2
+    bad=1
+  }
+  ((bad == 0)) || fp::die "go.mod pins are inconsistent (hack/rebase.sh rewrites them)"
+  fp::log "go.mod pins k8s.io/kubernetes ${version} and its ${staging_version} staging modules"
+}
+
+# go_packages prints the package directories to test, relative to the tree.
+go_packages() {
+  {
+    # upstream packages changed by the patch series
+    git -C "${FP_TREE}" diff --name-only "${FP_BASE_REF}" "$(fp_last_patch_commit)" -- '*.go'
+    # our new packages
+    fp::overlay_files | grep '\.go$' || true
+  } | xargs -r -n1 dirname | LC_ALL=C sort -u | sed 's|^|./|'
+  # packages listed by hand (tests a patch affects outside its own package)
+  if [[ -f "${FP_ROOT}/hack/test-packages.txt" ]]; then
+    grep -v '^\s*\(#\|$\)' "${FP_ROOT}/hack/test-packages.txt" || true
+  fi
+}
+
+# fp_last_patch_commit is the tree commit right before the overlay commit.
+fp_last_patch_commit() { git -C "${FP_TREE}" rev-parse HEAD~1; }
+
+verify_featuregates() {
+  "${FP_TREE}/hack/verify-featuregates.sh"
+}
+
+unit_tests() {
+  local -a pkgs=()
+  mapfile -t pkgs < <(go_packages | LC_ALL=C sort -u)
+  ((${#pkgs[@]} > 0)) || fp::die "no packages to test"
+  fp::log "go test: ${pkgs[*]}"
+  (cd "${FP_TREE}" && GOFLAGS=-buildvcs=false go test -count=1 "${pkgs[@]}")
+}
+
+main() {
+  if [[ "${1:-}" == "--unit-only" ]]; then
+    "${FP_ROOT}/hack/assemble.sh"
+    fp::timed "unit tests" unit_tests
+    return
+  fi
+  fp::timed "assemble tree" "${FP_ROOT}/hack/assemble.sh"
+  fp::timed "verify go.mod pins" verify_pins
+  fp::timed "verify patch series" "${FP_ROOT}/hack/patches.sh" verify
+  fp::timed "verify feature gate reference data" verify_featuregates
+  fp::timed "assembler tests" "${FP_ROOT}/hack/test/assemble_test.sh"
+  fp::timed "unit tests" unit_tests
+  fp::timed "build binaries" "${FP_ROOT}/hack/build.sh"
+  fp::timed "binary smoke tests" "${FP_ROOT}/hack/test/binaries_test.sh"
+  fp::log "make test: all green"
+}
+
+main "$@"

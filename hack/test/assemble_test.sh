@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Tests of the assembler and of the patch workflow, on a scratch copy of this
+# repository whose tree starts from the already assembled pristine baseline.
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+
+[[ -d "${FP_TREE}/.git" ]] || fp::die "run hack/assemble.sh first"
+SCRATCH=$(mktemp -d)
+trap 'rm -rf "${SCRATCH}"' EXIT
+fails=0
+
+# new_copy makes a fresh copy of the repository (committed and uncommitted
+# files) in $SCRATCH/repo with a tree cloned from the pristine baseline.
+new_copy() {
+  rm -rf "${SCRATCH}/repo"
+  mkdir -p "${SCRATCH}/repo/_output"
+  (cd "${FP_ROOT}" && git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "${SCRATCH}/repo")
+  git clone -q --shared --no-checkout -b "${FP_BASE_REF}" "${FP_TREE}" "${SCRATCH}/repo/_output/kubernetes"
+  git -C "${SCRATCH}/repo/_output/kubernetes" checkout -q "${FP_BASE_REF}"
+  cp "${FP_TREE}/.git/info/attributes" "${SCRATCH}/repo/_output/kubernetes/.git/info/attributes"
+  cp "${FP_OUT}/baseline.stamp" "${SCRATCH}/repo/_output/baseline.stamp"
+}
+
+# expect NAME WANT(0|1) PATTERN CMD...: CMD must succeed (0) or fail (1) and print PATTERN.
+expect() {
+  local name=$1 want=$2 pattern=$3; shift 3
+  local out rc=0
+  out=$("$@" 2>&1) || rc=$?
+  if { [[ "${want}" == 0 && ${rc} -ne 0 ]] || [[ "${want}" == 1 && ${rc} -eq 0 ]]; } ||
+    ! grep -qE -- "${pattern}" <<<"${out}"; then
+    echo "FAIL: ${name} (exit ${rc}, want $([[ ${want} == 0 ]] && echo success || echo failure) and /${pattern}/)"
+    tail -n 20 <<<"${out}" | sed 's/^/    /'
+    fails=$((fails + 1))
+  else
+    echo "ok:   ${name}"
+  fi
+}
+
+R="${SCRATCH}/repo"
+tg() { git -C "${R}/_output/kubernetes" "$@"; }
+
+new_copy
+npatches=$(find "${R}/patches" -name '*.patch' | wc -l)
+expect "assembles the series on the baseline" 0 "assembled " "${R}/hack/assemble.sh"
+expect "one commit per patch plus the overlay commit" 0 "^$((npatches + 2))\$" tg rev-list --count HEAD
+expect "re-running on unchanged inputs is a no-op" 0 "is up to date" "${R}/hack/assemble.sh"
+
+cp -r "${R}/patches" "${SCRATCH}/patches.orig"
+expect "export of an unchanged tree" 0 "exported ${npatches} patches" "${R}/hack/patches.sh" export
+expect "export is byte-stable" 0 "^$" diff -r "${SCRATCH}/patches.orig" "${R}/patches"
+expect "the series verifies" 0 "verified ${npatches} patches" "${R}/hack/patches.sh" verify
+
+# A commit made in the tree but not exported must not be thrown away.
+echo "// scratch" >> "${R}/_output/kubernetes/pkg/features/kube_features.go"
+tg commit -q -am "UPSTREAM: <carry>: features: scratch change" -m "Why: a test."
+mkdir -p "${R}/pkg/fileprobe_test_only" && echo "package x" > "${R}/pkg/fileprobe_test_only/x.go"
+expect "refuses to reset unexported commits" 1 "not in patches/" "${R}/hack/assemble.sh"
+echo "// dirty" >> "${R}/_output/kubernetes/pkg/features/kube_features.go"
+expect "refuses to reset uncommitted changes" 1 "uncommitted changes" "${R}/hack/assemble.sh"
+tg checkout -q -- .
+expect "export writes the new commit as the next patch" 0 "exported $((npatches + 1)) patches" "${R}/hack/patches.sh" export
+expect "exported patch is named after its subject" 0 "$(printf '%04d' $((npatches + 1)))-features-scratch-change.patch" ls "${R}/patches"
+expect "new files land at their path" 0 "package x" cat "${R}/_output/kubernetes/pkg/fileprobe_test_only/x.go"
+
+# A new file may not shadow an upstream file.
+new_copy
+mkdir -p "${R}/pkg/probe" && echo "package probe" > "${R}/pkg/probe/probe.go"
+expect "shadowing an upstream file fails" 1 "pkg/probe/probe.go shadows a file of the upstream tree" "${R}/hack/assemble.sh"
+
+# verify rejects a series that is not in normal form.
+new_copy
+first=$(find "${R}/patches" -name '*.patch' | LC_ALL=C sort | head -n1)
+if [[ -n "${first}" ]]; then
+  mv "${first}" "${R}/patches/0001-wrong-name.patch"
+  expect "verify rejects a misnamed patch" 1 "expected the name" "${R}/hack/patches.sh" verify
+  new_copy
+  sed -i 's/^Date: .*/Date: Mon, 1 Jan 2001 00:00:00 +0000/' "${first}"
+  expect "verify accepts a hand edit that stays in normal form" 0 "verified" "${R}/hack/patches.sh" verify
+  sed -i 's/^index \([0-9a-f]\{7\}\)[0-9a-f]*\.\.\([0-9a-f]\{7\}\)[0-9a-f]* /index \1..\2 /' "${first}"
+  expect "verify rejects abbreviated blob ids" 1 "not in normal form" "${R}/hack/patches.sh" verify
+else
+  echo "FAIL: the series is empty, the normal-form tests need a patch"; fails=$((fails + 1))
+fi
+
+((fails == 0)) || fp::die "${fails} assembler test(s) failed"
+fp::log "assembler tests passed"
