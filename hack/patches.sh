@@ -56,26 +56,30 @@ cmd_export() {
   [[ -d "${FP_TREE}/.git" ]] || fp::die "no assembled tree: run 'make tree' first"
   [[ -z "$(git -C "${FP_TREE}" status --porcelain --untracked-files=no)" ]] ||
     fp::die "${FP_TREE} has uncommitted changes: commit them first"
-  local tmp
+  local tmp n
   tmp=$(mktemp -d)
-  trap 'rm -rf "${tmp}"' RETURN
-  local n
-  n=$(export_series "${FP_TREE}" "${FP_BASE_REF}" "${tmp}")
+  n=$(export_series "${FP_TREE}" "${FP_BASE_REF}" "${tmp}") || { rm -rf "${tmp}"; exit 1; }
   rm -f "${FP_PATCHES}"/*.patch
   cp "${tmp}"/*.patch "${FP_PATCHES}/" 2>/dev/null || true
+  rm -rf "${tmp}"
   fp::log "exported ${n} patches to ${FP_PATCHES}"
   # Nothing in the tree is unexported any more: reassemble it from the series
   # just written, which also proves that the series applies.
   FORCE=1 "${FP_ROOT}/hack/assemble.sh"
 }
 
-cmd_verify() {
-  [[ -d "${FP_TREE}/.git" ]] || "${FP_ROOT}/hack/assemble.sh"
-  local scratch="${FP_OUT}/verify-patches"
+# remove_scratch removes verify's scratch worktree.
+remove_scratch() {
   git -C "${FP_TREE}" worktree remove --force "${scratch}" 2>/dev/null || rm -rf "${scratch}"
   git -C "${FP_TREE}" worktree prune
+}
+
+cmd_verify() {
+  [[ -d "${FP_TREE}/.git" ]] || "${FP_ROOT}/hack/assemble.sh"
+  scratch="${FP_OUT}/verify-patches"
+  remove_scratch
   git -C "${FP_TREE}" worktree add -q --detach "${scratch}" "${FP_BASE_REF}"
-  trap 'git -C "${FP_TREE}" worktree remove --force "${scratch}" 2>/dev/null || true' EXIT
+  trap remove_scratch EXIT
   local -a series=()
   mapfile -t series < <(find "${FP_PATCHES}" -name '*.patch' -type f | LC_ALL=C sort)
   local p i=0 subject
@@ -93,7 +97,7 @@ cmd_verify() {
   out=$(mktemp -d)
   export_series "${scratch}" "${FP_BASE_REF}" "${out}" >/dev/null
   if ! diff -r "${FP_PATCHES}" "${out}" >/dev/null 2>&1; then
-    diff -ru "${FP_PATCHES}" "${out}" | head -n 60 >&2
+    diff -ru "${FP_PATCHES}" "${out}" | head -n 60 >&2 || true
     rm -rf "${out}"
     fp::die "patches/ is not in normal form: re-export it with 'make export-patches'"
   fi

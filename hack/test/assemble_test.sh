@@ -9,15 +9,21 @@ trap 'rm -rf "${SCRATCH}"' EXIT
 fails=0
 
 # new_copy makes a fresh copy of the repository (committed and uncommitted
-# files) in $SCRATCH/repo with a tree cloned from the pristine baseline.
+# files) in $SCRATCH/repo. Its tree is cloned from the pristine baseline once,
+# and afterwards kept: the assembler resets it itself.
 new_copy() {
-  rm -rf "${SCRATCH}/repo"
-  mkdir -p "${SCRATCH}/repo/_output"
+  if [[ -d "${SCRATCH}/repo/_output/kubernetes" ]]; then
+    find "${SCRATCH}/repo" -mindepth 1 -maxdepth 1 ! -name _output -exec rm -rf {} +
+    git -C "${SCRATCH}/repo/_output/kubernetes" am --abort >/dev/null 2>&1 || true
+    rm -f "${SCRATCH}/repo/_output/assemble.stamp"
+  else
+    mkdir -p "${SCRATCH}/repo/_output"
+    git clone -q --shared --no-checkout -b "${FP_BASE_REF}" "${FP_TREE}" "${SCRATCH}/repo/_output/kubernetes"
+    git -C "${SCRATCH}/repo/_output/kubernetes" checkout -q "${FP_BASE_REF}"
+    cp "${FP_TREE}/.git/info/attributes" "${SCRATCH}/repo/_output/kubernetes/.git/info/attributes"
+    cp "${FP_OUT}/baseline.stamp" "${SCRATCH}/repo/_output/baseline.stamp"
+  fi
   (cd "${FP_ROOT}" && git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "${SCRATCH}/repo")
-  git clone -q --shared --no-checkout -b "${FP_BASE_REF}" "${FP_TREE}" "${SCRATCH}/repo/_output/kubernetes"
-  git -C "${SCRATCH}/repo/_output/kubernetes" checkout -q "${FP_BASE_REF}"
-  cp "${FP_TREE}/.git/info/attributes" "${SCRATCH}/repo/_output/kubernetes/.git/info/attributes"
-  cp "${FP_OUT}/baseline.stamp" "${SCRATCH}/repo/_output/baseline.stamp"
 }
 
 # expect NAME WANT(0|1) PATTERN CMD...: CMD must succeed (0) or fail (1) and print PATTERN.

@@ -28,10 +28,33 @@ for c in kubelet kube-apiserver kube-controller-manager kube-scheduler; do
   check "${c} --version" 0 "Kubernetes ${want_version}" "${BIN}/${c}" --version
   check "${c} accepts FileContainerProbe=true" 0 "Kubernetes ${want_version}" \
     "${BIN}/${c}" --feature-gates=FileContainerProbe=true --version
-  check "${c} rejects an unknown gate" 1 "unrecognized feature gate: NoSuchGate" \
-    "${BIN}/${c}" --feature-gates=NoSuchGate=true --version
   check "${c} --help lists the gate" 0 "FileContainerProbe=true|false (ALPHA - default=false)" "${BIN}/${c}" --help
 done
+for c in kube-apiserver kube-controller-manager kube-scheduler; do
+  check "${c} rejects an unknown gate" 1 "unrecognized feature gate: NoSuchGate" \
+    "${BIN}/${c}" --feature-gates=NoSuchGate=true --version
+done
+
+# The kubelet, like upstream's, prints --version before it applies feature
+# gates, so check the gates on a real start that then stops at configuration
+# validation (eventRecordQPS: -1 is invalid): a known gate gets past the gate
+# check, an unknown one does not. Nothing is started on the host either way.
+tmp=$(mktemp -d)
+trap 'rm -rf "${tmp}"' EXIT
+kubelet_config() {
+  printf 'apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nfailCgroupV1: false\neventRecordQPS: -1\n%s\n' "$1" > "${tmp}/kubelet.yaml"
+}
+kubelet_config 'featureGates: {FileContainerProbe: true}'
+check "kubelet config file: FileContainerProbe=true passes the gate check" 1 "eventRecordQPS (--event-qps) -1 must not be a negative number" \
+  "${BIN}/kubelet" --config="${tmp}/kubelet.yaml"
+check "kubelet flag: FileContainerProbe=true passes the gate check" 1 "eventRecordQPS (--event-qps) -1 must not be a negative number" \
+  "${BIN}/kubelet" --config="${tmp}/kubelet.yaml" --feature-gates=FileContainerProbe=true
+kubelet_config ''
+check "kubelet flag: rejects an unknown gate" 1 "unrecognized feature gate: NoSuchGate" \
+  "${BIN}/kubelet" --config="${tmp}/kubelet.yaml" --feature-gates=NoSuchGate=true
+kubelet_config 'featureGates: {NoSuchGate: true}'
+check "kubelet config file: rejects an unknown gate" 1 "unrecognized feature gate: NoSuchGate" \
+  "${BIN}/kubelet" --config="${tmp}/kubelet.yaml"
 
 ((fails == 0)) || fp::die "${fails} binary check(s) failed"
 fp::log "binaries: ${want_version}, FileContainerProbe gate known to every component"
