@@ -7,7 +7,7 @@
 
 SHELL := /usr/bin/env bash
 
-.PHONY: all build tree test verify-patches unit-test export-patches clean help
+.PHONY: all build tree test verify verify-patches unit-test export-patches clean help
 
 all: build
 
@@ -22,6 +22,10 @@ tree:
 ## test: verify the patch series, then run our unit tests and upstream's tests of every package we touch
 test:
 	hack/test.sh
+
+## verify: patch series, go.mod pins, and generated code exactly as upstream's generators emit it (part of make test)
+verify:
+	hack/test.sh --verify-only
 
 ## verify-patches: patches/ is in normal form and applies to pristine upstream with git am
 verify-patches:

@@ -101,7 +101,11 @@ check_no_unexported_work() {
   [[ -f "${STAMP}" ]] || return 0
   local head
   head=$(sed -n 's/^head //p' "${STAMP}")
-  if [[ -n "$(tree_git status --porcelain --untracked-files=no)" ]]; then
+  # Changes to our new files do not count: their source is this repository
+  # (copying one into the tree to try it out is fine).
+  local dirty
+  dirty=$(tree_git status --porcelain --untracked-files=no | cut -c4- | grep -vxF -f <(fp::overlay_files) || true)
+  if [[ -n "${dirty}" ]]; then
     fp::die "${FP_TREE} has uncommitted changes. Commit them and run 'make export-patches', or discard them with FORCE=1."
   fi
   if [[ "$(tree_git rev-parse HEAD)" != "${head}" ]]; then

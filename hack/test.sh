@@ -4,13 +4,16 @@
 #   1. go.mod pins one upstream version, and every staging module of it;
 #   2. the patch series is in normal form and applies to pristine upstream;
 #   3. the tree assembles (this fails if a new file shadows an upstream file);
-#   4. upstream's generated reference data agrees with the patched sources;
+#   4. generated code and data are exactly what upstream's generators emit
+#      (feature gate lists, and hack/codegen.sh verify in a scratch worktree);
 #   5. the tests of the assembler itself;
-#   6. go test of our new packages and of every upstream package the patch
+#   6. go test of our new packages (unit tests, and integration tests against
+#      etcd built by hack/etcd.sh) and of every upstream package the patch
 #      series touches (derived from the series), plus hack/test-packages.txt;
 #   7. the binaries build (`make`) and pass their smoke tests.
 #
 #   hack/test.sh --unit-only    step 6 only
+#   hack/test.sh --verify-only  steps 1-4 (make verify)
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 # verify_pins checks that go.mod pins k8s.io/kubernetes and exactly its
@@ -62,12 +65,14 @@ unit_tests() {
   mapfile -t pkgs < <(go_packages | LC_ALL=C sort -u)
   ((${#pkgs[@]} > 0)) || fp::die "no packages to test"
   fp::log "go test: ${pkgs[*]}"
-  (cd "${FP_TREE}" && GOFLAGS=-buildvcs=false go test -count=1 "${pkgs[@]}")
+  # The integration tests (test/integration/...) start etcd from PATH.
+  (cd "${FP_TREE}" && PATH="${FP_OUT}/bin:${PATH}" GOFLAGS=-buildvcs=false go test -count=1 "${pkgs[@]}")
 }
 
 main() {
   if [[ "${1:-}" == "--unit-only" ]]; then
     "${FP_ROOT}/hack/assemble.sh"
+    "${FP_ROOT}/hack/etcd.sh"
     fp::timed "unit tests" unit_tests
     return
   fi
@@ -75,8 +80,14 @@ main() {
   fp::timed "verify go.mod pins" verify_pins
   fp::timed "verify patch series" "${FP_ROOT}/hack/patches.sh" verify
   fp::timed "verify feature gate reference data" verify_featuregates
+  fp::timed "verify generated code" "${FP_ROOT}/hack/codegen.sh" verify
+  if [[ "${1:-}" == "--verify-only" ]]; then
+    fp::log "make verify: all green"
+    return
+  fi
   fp::timed "assembler tests" "${FP_ROOT}/hack/test/assemble_test.sh"
-  fp::timed "unit tests" unit_tests
+  fp::timed "build etcd" "${FP_ROOT}/hack/etcd.sh"
+  fp::timed "unit and integration tests" unit_tests
   fp::timed "build binaries" "${FP_ROOT}/hack/build.sh"
   fp::timed "binary smoke tests" "${FP_ROOT}/hack/test/binaries_test.sh"
   fp::log "make test: all green"

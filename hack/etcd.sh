@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds etcd into _output/bin/etcd from the Go module proxy, at the version
+# the assembled tree pins (go.etcd.io/etcd/server/v3 in its go.mod, checked by
+# its go.sum; upstream's hack/lib/etcd.sh downloads the same version from
+# GitHub, which these machines cannot reach). Used by the integration tests
+# and the local node stack.
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+main() {
+  "${FP_ROOT}/hack/assemble.sh" >/dev/null
+  local version
+  version=$(awk '$1 == "go.etcd.io/etcd/server/v3" {print $2; exit}' "${FP_TREE}/go.mod")
+  [[ -n "${version}" ]] || fp::die "the tree does not pin go.etcd.io/etcd/server/v3"
+  local bin="${FP_OUT}/bin/etcd"
+  if [[ -x "${bin}" ]] && "${bin}" --version 2>/dev/null | grep -q "etcd Version: ${version#v}\$"; then
+    fp::log "etcd ${version} already built"
+    return
+  fi
+  fp::log "building etcd ${version}"
+  mkdir -p "${FP_OUT}/bin"
+  (cd "${FP_TREE}" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath -o "${bin}" go.etcd.io/etcd/server/v3)
+  "${bin}" --version | head -n1
+}
+
+main "$@"
