@@ -69,6 +69,12 @@ unit_tests() {
   (cd "${FP_TREE}" && PATH="${FP_OUT}/bin:${PATH}" GOFLAGS=-buildvcs=false go test -count=1 "${pkgs[@]}")
 }
 
+# fuzz_short runs the resolver's fuzz test for a short while (the long run is
+# documented in pkg/probe/file/fuzz_test.go).
+fuzz_short() {
+  (cd "${FP_TREE}" && GOFLAGS=-buildvcs=false go test -run '^$' -fuzz FuzzProbeStaysInVolume -fuzztime 20s ./pkg/probe/file)
+}
+
 main() {
   if [[ "${1:-}" == "--unit-only" ]]; then
     "${FP_ROOT}/hack/assemble.sh"
@@ -88,6 +94,7 @@ main() {
   fp::timed "assembler tests" "${FP_ROOT}/hack/test/assemble_test.sh"
   fp::timed "build etcd" "${FP_ROOT}/hack/etcd.sh"
   fp::timed "unit and integration tests" unit_tests
+  fp::timed "fuzz the file probe resolver (short run)" fuzz_short
   fp::timed "build binaries" "${FP_ROOT}/hack/build.sh"
   fp::timed "binary smoke tests" "${FP_ROOT}/hack/test/binaries_test.sh"
   fp::log "make test: all green"

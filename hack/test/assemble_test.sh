@@ -23,7 +23,7 @@ new_copy() {
     cp "${FP_TREE}/.git/info/attributes" "${SCRATCH}/repo/_output/kubernetes/.git/info/attributes"
     cp "${FP_OUT}/baseline.stamp" "${SCRATCH}/repo/_output/baseline.stamp"
   fi
-  (cd "${FP_ROOT}" && git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "${SCRATCH}/repo")
+  tar -C "${FP_ROOT}" --exclude=./_output --exclude=./.git -cf - . | tar -C "${SCRATCH}/repo" -xf -
 }
 
 # expect NAME WANT(0|1) PATTERN CMD...: CMD must succeed (0) or fail (1) and print PATTERN.

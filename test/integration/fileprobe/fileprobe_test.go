@@ -21,6 +21,7 @@ package fileprobe
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -229,5 +230,61 @@ func TestFileProbeGateOff(t *testing.T) {
 	}
 	if f := d.Spec.Template.Spec.Containers[0].ReadinessProbe.File; f == nil || f.Path != "/probe-volume/probe" {
 		t.Errorf("file probe lost on update with the gate off: %+v", f)
+	}
+}
+
+// TestFileProbeOpenAPI checks the OpenAPI v3 document the apiserver publishes,
+// which is what kubectl explain pod.spec.containers.readinessProbe.file shows.
+func TestFileProbeOpenAPI(t *testing.T) {
+	client, _, teardown := startAPIServer(t, true, nil)
+	defer teardown()
+	paths, err := client.Discovery().OpenAPIV3().Paths()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gv, ok := paths["api/v1"]
+	if !ok {
+		t.Fatal("no OpenAPI v3 document for api/v1")
+	}
+	raw, err := gv.Schema(runtime.ContentTypeJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Description string   `json:"description"`
+				Required    []string `json:"required"`
+				Properties  map[string]struct {
+					Description string `json:"description"`
+					Type        string `json:"type"`
+					Format      string `json:"format"`
+					AllOf       []struct {
+						Ref string `json:"$ref"`
+					} `json:"allOf"`
+				} `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	handler := doc.Components.Schemas["io.k8s.api.core.v1.ProbeHandler"].Properties["file"]
+	if len(handler.AllOf) != 1 || handler.AllOf[0].Ref != "#/components/schemas/io.k8s.api.core.v1.FileAction" ||
+		!strings.Contains(handler.Description, "emptyDir volumes") {
+		t.Errorf("ProbeHandler.file = %+v", handler)
+	}
+	file, ok := doc.Components.Schemas["io.k8s.api.core.v1.FileAction"]
+	if !ok {
+		t.Fatal("no schema io.k8s.api.core.v1.FileAction")
+	}
+	if strings.Join(file.Required, ",") != "path,validity" {
+		t.Errorf("FileAction required = %v, want path,validity", file.Required)
+	}
+	if p := file.Properties["path"]; p.Type != "string" || !strings.Contains(p.Description, `"/probe-volume/probe" is the file "probe" in the emptyDir volume "probe-volume"`) {
+		t.Errorf("FileAction.path = %+v", p)
+	}
+	if v := file.Properties["validity"]; v.Type != "integer" || v.Format != "int32" || !strings.Contains(v.Description, "Must be between 1 and 86400") {
+		t.Errorf("FileAction.validity = %+v", v)
 	}
 }
