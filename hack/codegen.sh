@@ -118,7 +118,8 @@ generate() {
 }
 
 cmd_update() {
-  "${FP_ROOT}/hack/assemble.sh"
+  # Regenerate in the tree as it is: it may hold commits not exported yet.
+  [[ -d "${FP_TREE}/.git" ]] || "${FP_ROOT}/hack/assemble.sh"
   generate "${FP_TREE}" "$@"
   git -C "${FP_TREE}" status --short
   fp::log "regenerated in ${FP_TREE}: commit the result as 'UPSTREAM: <carry>: generated: ...' and run 'make export-patches'"

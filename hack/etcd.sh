@@ -7,7 +7,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 main() {
-  "${FP_ROOT}/hack/assemble.sh" >/dev/null
+  [[ -d "${FP_TREE}/.git" ]] || "${FP_ROOT}/hack/assemble.sh" >/dev/null
   local version
   version=$(awk '$1 == "go.etcd.io/etcd/server/v3" {print $2; exit}' "${FP_TREE}/go.mod")
   [[ -n "${version}" ]] || fp::die "the tree does not pin go.etcd.io/etcd/server/v3"

@@ -22,6 +22,7 @@ package fileprobe
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -33,9 +34,15 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	clientset "k8s.io/client-go/kubernetes"
 	restclient "k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	featuregatetesting "k8s.io/component-base/featuregate/testing"
+	"k8s.io/kubectl/pkg/cmd/explain"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	kubeapiservertesting "k8s.io/kubernetes/cmd/kube-apiserver/app/testing"
 	"k8s.io/kubernetes/pkg/features"
 	"k8s.io/kubernetes/test/integration/framework"
@@ -269,10 +276,10 @@ func TestFileProbeOpenAPI(t *testing.T) {
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		t.Fatal(err)
 	}
-	handler := doc.Components.Schemas["io.k8s.api.core.v1.ProbeHandler"].Properties["file"]
+	handler := doc.Components.Schemas["io.k8s.api.core.v1.Probe"].Properties["file"] // ProbeHandler is inlined
 	if len(handler.AllOf) != 1 || handler.AllOf[0].Ref != "#/components/schemas/io.k8s.api.core.v1.FileAction" ||
 		!strings.Contains(handler.Description, "emptyDir volumes") {
-		t.Errorf("ProbeHandler.file = %+v", handler)
+		t.Errorf("Probe.file = %+v", handler)
 	}
 	file, ok := doc.Components.Schemas["io.k8s.api.core.v1.FileAction"]
 	if !ok {
@@ -286,5 +293,48 @@ func TestFileProbeOpenAPI(t *testing.T) {
 	}
 	if v := file.Properties["validity"]; v.Type != "integer" || v.Format != "int32" || !strings.Contains(v.Description, "Must be between 1 and 86400") {
 		t.Errorf("FileAction.validity = %+v", v)
+	}
+}
+
+// TestFileProbeKubectlExplain runs kubectl explain against the apiserver.
+func TestFileProbeKubectlExplain(t *testing.T) {
+	featuregatetesting.SetFeatureGateDuringTest(t, utilfeature.DefaultFeatureGate, features.FileContainerProbe, true)
+	server := kubeapiservertesting.StartTestServerOrDie(t, nil, framework.DefaultTestServerFlags(), framework.SharedEtcd())
+	defer server.TearDownFn()
+
+	cfg := server.ClientConfig
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	err := clientcmd.WriteToFile(clientcmdapi.Config{
+		Clusters:       map[string]*clientcmdapi.Cluster{"test": {Server: cfg.Host, CertificateAuthorityData: cfg.CAData, TLSServerName: cfg.ServerName}},
+		AuthInfos:      map[string]*clientcmdapi.AuthInfo{"test": {Token: cfg.BearerToken}},
+		Contexts:       map[string]*clientcmdapi.Context{"test": {Cluster: "test", AuthInfo: "test"}},
+		CurrentContext: "test",
+	}, kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	configFlags := genericclioptions.NewConfigFlags(false)
+	configFlags.KubeConfig = &kubeconfig
+	streams, _, out, _ := genericiooptions.NewTestIOStreams()
+	o, err := explain.NewExplainFlags(streams).ToOptions(cmdutil.NewFactory(configFlags), "kubectl", []string{"pod.spec.containers.readinessProbe.file"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Run(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"FIELD: file <FileAction>",
+		"emptyDir volumes",
+		"path\t<string> -required-",
+		"validity\t<integer> -required-",
+		"Must be between 1 and 86400.",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("kubectl explain pod.spec.containers.readinessProbe.file lacks %q:\n%s", want, out.String())
+		}
 	}
 }
