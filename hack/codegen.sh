@@ -30,11 +30,6 @@ UPSTREAM_PROTOC_VERSION=23.4
 #   protobindings  CRI/device-plugin gRPC bindings, untouched by the series.
 GENERATORS=(protobuf deepcopy swagger prerelease defaults validation conversions openapi applyconfigs clients listers informers)
 
-# tree_dep_version TREE MODULE prints the version TREE's go.mod requires.
-tree_dep_version() {
-  awk -v m="$2" '$1 == m {print $2; exit}' "$1/go.mod"
-}
-
 ensure_protoc() {
   if ! [[ -x /usr/bin/protoc ]]; then
     command -v apt-get >/dev/null || fp::die "protoc is missing: install Debian's protobuf-compiler"
@@ -56,7 +51,7 @@ prepare() {
 
   if ! [[ -f "${tree}/hack/tools/go.sum" ]]; then
     local xtools
-    xtools=$(tree_dep_version "${tree}" golang.org/x/tools)
+    xtools=$(fp::tree_dep_version "${tree}" golang.org/x/tools)
     mkdir -p "${tree}/hack/tools"
     printf 'module k8s.io/kubernetes/hack/tools\n\ngo 1.26.0\n' > "${tree}/hack/tools/go.mod"
     (cd "${tree}/hack/tools" && GOWORK=off GOFLAGS=-mod=mod go get "golang.org/x/tools@${xtools}" >/dev/null)
@@ -68,7 +63,7 @@ prepare() {
     ./cmd/genswaggertypedocs ./pkg/generated/openapi/cmd/models-schema >/dev/null)
 
   local gogo
-  gogo=$(tree_dep_version "${tree}" github.com/gogo/protobuf)
+  gogo=$(fp::tree_dep_version "${tree}" github.com/gogo/protobuf)
   mkdir -p "${tree}/vendor/github.com/gogo"
   ln -sfn "${GOMODCACHE}/github.com/gogo/protobuf@${gogo}" "${tree}/vendor/github.com/gogo/protobuf"
   [[ -d "${tree}/vendor/github.com/gogo/protobuf/gogoproto" ]] ||
@@ -93,7 +88,7 @@ EOF
   # hack/etcd.sh builds from the Go module proxy at the same version.
   "${FP_ROOT}/hack/etcd.sh" >/dev/null
   local etcd_version
-  etcd_version=$(awk '$1 == "go.etcd.io/etcd/server/v3" {print $2; exit}' "${tree}/go.mod")
+  etcd_version=$(fp::tree_dep_version "${tree}" go.etcd.io/etcd/server/v3)
   dir="etcd-${etcd_version}-linux-$(go env GOARCH)"
   mkdir -p "${tree}/third_party/${dir}"
   ln -sfn "${FP_OUT}/bin/etcd" "${tree}/third_party/${dir}/etcd"
@@ -127,10 +122,8 @@ cmd_update() {
 
 cmd_verify() {
   "${FP_ROOT}/hack/assemble.sh"
-  scratch="${FP_OUT}/verify-codegen"
-  remove_scratch
-  git -C "${FP_TREE}" worktree add -q --detach "${scratch}" HEAD
-  trap remove_scratch EXIT
+  local scratch="${FP_OUT}/verify-codegen"
+  fp::scratch_worktree "${scratch}" HEAD
   generate "${scratch}"
   local diff
   diff=$(git -C "${scratch}" status --porcelain)
@@ -141,11 +134,6 @@ cmd_verify() {
     fp::die "generated code differs from what upstream's generators emit: run 'hack/codegen.sh update' and export the result as a generated patch"
   fi
   fp::log "generated code is exactly what upstream's generators emit"
-}
-
-remove_scratch() {
-  git -C "${FP_TREE}" worktree remove --force "${scratch}" 2>/dev/null || rm -rf "${scratch}"
-  git -C "${FP_TREE}" worktree prune
 }
 
 case "${1:-}" in

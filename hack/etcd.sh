@@ -9,7 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 main() {
   [[ -d "${FP_TREE}/.git" ]] || "${FP_ROOT}/hack/assemble.sh" >/dev/null
   local version
-  version=$(awk '$1 == "go.etcd.io/etcd/server/v3" {print $2; exit}' "${FP_TREE}/go.mod")
+  version=$(fp::tree_dep_version "${FP_TREE}" go.etcd.io/etcd/server/v3)
   [[ -n "${version}" ]] || fp::die "the tree does not pin go.etcd.io/etcd/server/v3"
   local bin="${FP_OUT}/bin/etcd"
   if [[ -x "${bin}" ]] && "${bin}" --version 2>/dev/null | grep -q "etcd Version: ${version#v}\$"; then

@@ -68,18 +68,10 @@ cmd_export() {
   FORCE=1 "${FP_ROOT}/hack/assemble.sh"
 }
 
-# remove_scratch removes verify's scratch worktree.
-remove_scratch() {
-  git -C "${FP_TREE}" worktree remove --force "${scratch}" 2>/dev/null || rm -rf "${scratch}"
-  git -C "${FP_TREE}" worktree prune
-}
-
 cmd_verify() {
   [[ -d "${FP_TREE}/.git" ]] || "${FP_ROOT}/hack/assemble.sh"
-  scratch="${FP_OUT}/verify-patches"
-  remove_scratch
-  git -C "${FP_TREE}" worktree add -q --detach "${scratch}" "${FP_BASE_REF}"
-  trap remove_scratch EXIT
+  local scratch="${FP_OUT}/verify-patches"
+  fp::scratch_worktree "${scratch}" "${FP_BASE_REF}"
   local -a series=()
   mapfile -t series < <(find "${FP_PATCHES}" -name '*.patch' -type f | LC_ALL=C sort)
   local p i=0 subject

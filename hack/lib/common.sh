@@ -65,6 +65,25 @@ fp::overlay_files() {
   done | LC_ALL=C sort)
 }
 
+# fp::tree_dep_version TREE MODULE prints the version of MODULE that TREE's go.mod requires.
+fp::tree_dep_version() {
+  awk -v m="$2" '$1 == m {print $2; exit}' "$1/go.mod"
+}
+
+# fp::scratch_worktree DIR REF makes DIR a fresh, detached worktree of the
+# assembled tree at REF; it is removed when the script exits.
+fp::scratch_worktree() {
+  FP_SCRATCH=$1
+  fp::remove_scratch
+  git -C "${FP_TREE}" worktree add -q --detach "${FP_SCRATCH}" "$2"
+  trap fp::remove_scratch EXIT
+}
+
+fp::remove_scratch() {
+  git -C "${FP_TREE}" worktree remove --force "${FP_SCRATCH}" 2>/dev/null || rm -rf "${FP_SCRATCH}"
+  git -C "${FP_TREE}" worktree prune
+}
+
 # fp::timed NAME CMD... runs CMD and reports how long it took (CI reads these lines).
 fp::timed() {
   local name=$1; shift
