@@ -129,12 +129,16 @@ var resolveHow = unix.OpenHow{
 	Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 }
 
+// maxOpenRetries bounds the retries of openat2 after EINTR or EAGAIN, so that
+// a container renaming files in a tight loop cannot keep the kubelet spinning.
+const maxOpenRetries = 16
+
 // openat2 opens the NUL-terminated path beneath dirfd without allocating.
 func openat2(dirfd int, path []byte, how *unix.OpenHow) (int, error) {
-	for {
+	for attempt := 0; ; attempt++ {
 		fd, _, errno := unix.Syscall6(unix.SYS_OPENAT2, uintptr(dirfd), uintptr(unsafe.Pointer(&path[0])),
 			uintptr(unsafe.Pointer(how)), unsafe.Sizeof(*how), 0, 0)
-		if errno == unix.EINTR || errno == unix.EAGAIN {
+		if (errno == unix.EINTR || errno == unix.EAGAIN) && attempt < maxOpenRetries {
 			// EAGAIN: a rename raced with RESOLVE_BENEATH's check; retry.
 			continue
 		}
@@ -196,6 +200,8 @@ func (t *Target) describeOpenError(pods *PodsDir, errno unix.Errno) string {
 		return fmt.Sprintf("file %s: permission denied", t.display)
 	case unix.ENAMETOOLONG:
 		return fmt.Sprintf("file %s: path too long", t.display)
+	case unix.EAGAIN, unix.EINTR:
+		return fmt.Sprintf("file %s: the path kept changing while it was resolved (renames in the volume)", t.display)
 	case unix.ENOSYS:
 		return fmt.Sprintf("file %s: this kernel has no openat2(2) (Linux 5.6 or later is required for file probes)", t.display)
 	}
