@@ -26,19 +26,29 @@ import (
 	"k8s.io/kubernetes/pkg/probe"
 )
 
-// BenchmarkProbe is one file probe of a fresh file (resolution, stat and
-// result) with the target made once, as a probe worker does.
-// BenchmarkLstat is the physical floor: a bare os.Lstat of the same file by
-// its full path. Compare them in one run (docs/benchmarks.md):
+// BenchmarkProbe is one file probe of a fresh file directly in the volume
+// (resolution, stat and result: one statx) with the target made once, as a
+// probe worker does. BenchmarkProbeNested is the same for a file in a
+// directory of the volume (openat2, fstat, close). BenchmarkLstat is the
+// physical floor: a bare os.Lstat of the file by its full path. Compare them
+// in one run (docs/benchmarks.md):
 //
 //	go test ./pkg/probe/file -run '^$' -bench . -benchmem -count 10
 func BenchmarkProbe(b *testing.B) {
+	benchmarkProbe(b, "probe")
+}
+
+func BenchmarkProbeNested(b *testing.B) {
+	benchmarkProbe(b, "dir/probe")
+}
+
+func benchmarkProbe(b *testing.B, rel string) {
 	l := newLayout(b)
-	l.file(b, l.in("probe"), 0)
+	l.file(b, l.in(rel), 0)
 	pods, err := OpenPodsDir(l.pods)
 	must(b, err)
 	defer pods.Close()
-	target, err := NewTarget(testUID, "/probe-volume/probe")
+	target, err := NewTarget(testUID, "/probe-volume/"+rel)
 	must(b, err)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -387,19 +387,21 @@ func TestNewTarget(t *testing.T) {
 
 // TestProbeAllocations checks that a successful probe allocates nothing.
 func TestProbeAllocations(t *testing.T) {
-	l := newLayout(t)
-	l.file(t, l.in("probe"), 0)
-	pods, err := OpenPodsDir(l.pods)
-	must(t, err)
-	defer pods.Close()
-	target, err := NewTarget(testUID, "/probe-volume/probe")
-	must(t, err)
-	allocs := testing.AllocsPerRun(100, func() {
-		if r, out, err := Probe(pods, target, time.Minute, now); r != probe.Success {
-			t.Fatalf("probe: %v %q %v", r, out, err)
+	for _, rel := range []string{"probe", "dir/probe"} {
+		l := newLayout(t)
+		l.file(t, l.in(rel), 0)
+		pods, err := OpenPodsDir(l.pods)
+		must(t, err)
+		target, err := NewTarget(testUID, "/probe-volume/"+rel)
+		must(t, err)
+		allocs := testing.AllocsPerRun(100, func() {
+			if r, out, err := Probe(pods, target, time.Minute, now); r != probe.Success {
+				t.Fatalf("probe: %v %q %v", r, out, err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("a successful probe of /probe-volume/%s allocates %v times, want 0", rel, allocs)
 		}
-	})
-	if allocs != 0 {
-		t.Errorf("a successful probe allocates %v times, want 0", allocs)
+		must(t, pods.Close())
 	}
 }

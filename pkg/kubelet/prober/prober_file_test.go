@@ -1,0 +1,573 @@
+//go:build linux
+
+/*
+Copyright The kubelet-fileprobe Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package prober
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/record"
+	featuregatetesting "k8s.io/component-base/featuregate/testing"
+	"k8s.io/component-base/metrics"
+	"k8s.io/component-base/metrics/testutil"
+	apitest "k8s.io/cri-api/pkg/apis/testing"
+	"k8s.io/kubernetes/pkg/api/legacyscheme"
+	"k8s.io/kubernetes/pkg/features"
+	kubecontainer "k8s.io/kubernetes/pkg/kubelet/container"
+	kubepod "k8s.io/kubernetes/pkg/kubelet/pod"
+	"k8s.io/kubernetes/pkg/kubelet/prober/results"
+	"k8s.io/kubernetes/pkg/kubelet/status"
+	statustest "k8s.io/kubernetes/pkg/kubelet/status/testing"
+	kubeletutil "k8s.io/kubernetes/pkg/kubelet/util"
+	"k8s.io/kubernetes/pkg/probe"
+	"k8s.io/kubernetes/test/utils/ktesting"
+)
+
+const (
+	testFileProbePath = "/probe-volume/probe"
+	testValidity      = 10 // seconds
+)
+
+// criRunner runs commands in containers the way the kubelet's runtime
+// manager does (kuberuntime's RunInContainer is one CRI ExecSync call), on
+// upstream's fake CRI runtime service, which records every call it gets.
+type criRunner struct {
+	runtime *apitest.FakeRuntimeService
+}
+
+func (r criRunner) RunInContainer(ctx context.Context, id kubecontainer.ContainerID, cmd []string, timeout time.Duration) ([]byte, error) {
+	stdout, stderr, err := r.runtime.ExecSync(ctx, id.ID, cmd, timeout)
+	return append(stdout, stderr...), err
+}
+
+// fileProbeFixture is a probe manager whose pods directory is a temporary
+// directory holding the test pod's emptyDir volume "probe-volume", a fixed
+// clock, a fake CRI runtime as its command runner and a recorder keeping
+// every event.
+type fileProbeFixture struct {
+	m        *manager
+	runtime  *apitest.FakeRuntimeService
+	recorder *record.FakeRecorder
+	// volume is the emptyDir volume's directory on the "node".
+	volume string
+	now    time.Time
+}
+
+func newFileProbeFixture(t testing.TB) *fileProbeFixture {
+	t.Helper()
+	podsDir := t.TempDir()
+	f := &fileProbeFixture{
+		runtime:  apitest.NewFakeRuntimeService(),
+		recorder: record.NewFakeRecorder(1000),
+		volume:   filepath.Join(podsDir, testPodUID, "volumes", "kubernetes.io~empty-dir", "probe-volume"),
+		now:      time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC),
+	}
+	if err := os.MkdirAll(f.volume, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	// Events refer to the pod, which needs its kind.
+	if err := v1.AddToScheme(legacyscheme.Scheme); err != nil {
+		t.Fatal(err)
+	}
+	podManager := kubepod.NewBasicPodManager()
+	podManager.AddPod(getTestPod())
+	f.m = NewManager(
+		status.NewManager(&fake.Clientset{}, podManager, &statustest.FakePodDeletionSafetyProvider{}, kubeletutil.NewPodStartupLatencyTracker()),
+		results.NewManager(),
+		results.NewManager(),
+		results.NewManager(),
+		criRunner{f.runtime},
+		f.recorder,
+		podsDir,
+	).(*manager)
+	f.m.prober.file.now = func() time.Time { return f.now }
+	t.Cleanup(func() {
+		if d := f.m.prober.file.pods.Load(); d != nil {
+			_ = d.Close()
+		}
+	})
+	return f
+}
+
+// writeProbeFile creates the probe file, last modified age before the
+// fixture's clock.
+func (f *fileProbeFixture) writeProbeFile(t testing.TB, age time.Duration) {
+	t.Helper()
+	path := filepath.Join(f.volume, "probe")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mtime := f.now.Add(-age)
+	if err := os.Chtimes(path, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newFileProbeWorker returns a worker for a file probe of the given type on
+// the test pod, whose container is running (and started, unless this is the
+// startup probe).
+func (f *fileProbeFixture) newFileProbeWorker(t testing.TB, probeType probeType, handler v1.ProbeHandler) *worker {
+	t.Helper()
+	logger, _ := ktesting.NewTestContext(t)
+	pod := getTestPod()
+	spec := &v1.Probe{
+		ProbeHandler:     handler,
+		TimeoutSeconds:   1,
+		PeriodSeconds:    1,
+		SuccessThreshold: 1,
+		FailureThreshold: 1,
+	}
+	switch probeType {
+	case readiness:
+		pod.Spec.Containers[0].ReadinessProbe = spec
+	case liveness:
+		pod.Spec.Containers[0].LivenessProbe = spec
+	case startup:
+		pod.Spec.Containers[0].StartupProbe = spec
+	}
+	w := newWorker(f.m, probeType, pod, pod.Spec.Containers[0])
+	f.m.statusManager.SetPodStatus(logger, w.pod, getTestRunningStatusWithStarted(probeType != startup))
+	return w
+}
+
+func fileHandler(path string) v1.ProbeHandler {
+	return v1.ProbeHandler{File: &v1.FileAction{Path: path, Validity: testValidity}}
+}
+
+// events drains the events recorded so far.
+func (f *fileProbeFixture) events() []string {
+	var events []string
+	for {
+		select {
+		case e := <-f.recorder.Events:
+			events = append(events, e)
+		default:
+			return events
+		}
+	}
+}
+
+func setFileProbeGate(t testing.TB, enabled bool) {
+	featuregatetesting.SetFeatureGatesDuringTest(t, utilfeature.DefaultFeatureGate, featuregatetesting.FeatureOverrides{
+		features.FileContainerProbe: enabled,
+	})
+}
+
+var allProbeTypes = [...]probeType{readiness, liveness, startup}
+
+func TestFileProbeResults(t *testing.T) {
+	setFileProbeGate(t, true)
+	tests := []struct {
+		name string
+		// setup prepares the volume.
+		setup func(t *testing.T, f *fileProbeFixture)
+		// path is the probe's path, /probe-volume/probe if empty.
+		path          string
+		expected      results.Result
+		expectedEvent string
+	}{{
+		name:     "fresh file",
+		setup:    func(t *testing.T, f *fileProbeFixture) { f.writeProbeFile(t, 3*time.Second) },
+		expected: results.Success,
+	}, {
+		name:     "modified exactly validity ago",
+		setup:    func(t *testing.T, f *fileProbeFixture) { f.writeProbeFile(t, testValidity*time.Second) },
+		expected: results.Success,
+	}, {
+		name:          "stale file",
+		setup:         func(t *testing.T, f *fileProbeFixture) { f.writeProbeFile(t, 47*time.Second) },
+		expected:      results.Failure,
+		expectedEvent: "probe failed: file /probe-volume/probe last modified 47s ago (validity 10s)",
+	}, {
+		name:     "modified within the tolerance ahead of the clock",
+		setup:    func(t *testing.T, f *fileProbeFixture) { f.writeProbeFile(t, -3*time.Second) },
+		expected: results.Success,
+	}, {
+		name:          "modified far in the future",
+		setup:         func(t *testing.T, f *fileProbeFixture) { f.writeProbeFile(t, -time.Hour) },
+		expected:      results.Failure,
+		expectedEvent: "probe failed: file /probe-volume/probe last modified 1h0m0s in the future (more than 5s ahead of the node's clock)",
+	}, {
+		name:          "missing file",
+		setup:         func(t *testing.T, f *fileProbeFixture) {},
+		expected:      results.Failure,
+		expectedEvent: "probe failed: file /probe-volume/probe does not exist",
+	}, {
+		name: "volume not set up",
+		setup: func(t *testing.T, f *fileProbeFixture) {
+			if err := os.Remove(f.volume); err != nil {
+				t.Fatal(err)
+			}
+		},
+		expected:      results.Failure,
+		expectedEvent: `probe failed: file /probe-volume/probe: emptyDir volume "probe-volume" is not set up on the node`,
+	}, {
+		name: "directory",
+		setup: func(t *testing.T, f *fileProbeFixture) {
+			if err := os.Mkdir(filepath.Join(f.volume, "probe"), 0o750); err != nil {
+				t.Fatal(err)
+			}
+		},
+		expected:      results.Failure,
+		expectedEvent: "probe failed: file /probe-volume/probe is a directory, not a regular file",
+	}, {
+		name: "symbolic link to a fresh host file",
+		setup: func(t *testing.T, f *fileProbeFixture) {
+			host := filepath.Join(t.TempDir(), "host-file")
+			if err := os.WriteFile(host, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(host, f.now, f.now); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(host, filepath.Join(f.volume, "probe")); err != nil {
+				t.Fatal(err)
+			}
+		},
+		expected:      results.Failure,
+		expectedEvent: "probe failed: file /probe-volume/probe is a symbolic link (file probes never follow symbolic links), not a regular file",
+	}, {
+		name: "symbolic link to a host directory holding a fresh file",
+		setup: func(t *testing.T, f *fileProbeFixture) {
+			host := t.TempDir()
+			if err := os.WriteFile(filepath.Join(host, "probe"), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(filepath.Join(host, "probe"), f.now, f.now); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(host, filepath.Join(f.volume, "dir")); err != nil {
+				t.Fatal(err)
+			}
+		},
+		path:          "/probe-volume/dir/probe",
+		expected:      results.Failure,
+		expectedEvent: "probe failed: file /probe-volume/dir/probe: the path goes through a symbolic link, which file probes never follow",
+	}, {
+		name: "FIFO",
+		setup: func(t *testing.T, f *fileProbeFixture) {
+			if err := syscall.Mkfifo(filepath.Join(f.volume, "probe"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		},
+		expected:      results.Failure,
+		expectedEvent: "probe failed: file /probe-volume/probe is a named pipe (FIFO), not a regular file",
+	}}
+	for _, probeType := range allProbeTypes {
+		for _, test := range tests {
+			t.Run(probeType.String()+"/"+test.name, func(t *testing.T) {
+				_, ctx := ktesting.NewTestContext(t)
+				f := newFileProbeFixture(t)
+				test.setup(t, f)
+				path := test.path
+				if path == "" {
+					path = testFileProbePath
+				}
+				w := f.newFileProbeWorker(t, probeType, fileHandler(path))
+				if !w.doProbe(ctx) {
+					t.Fatal("the worker stopped")
+				}
+				expectResult(t, w, test.expected, test.name)
+				events := f.events()
+				if test.expectedEvent == "" {
+					if len(events) != 0 {
+						t.Errorf("expected no event, got %q", events)
+					}
+				} else {
+					want := "Warning Unhealthy " + probeType.String() + " " + test.expectedEvent
+					if len(events) != 1 || events[0] != want {
+						t.Errorf("expected the event %q, got %q", want, events)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestFileProbeThresholds checks that the usual probe machinery applies to
+// file probes: successThreshold, failureThreshold, and a liveness failure
+// putting the worker on hold until the container is restarted.
+func TestFileProbeThresholds(t *testing.T) {
+	setFileProbeGate(t, true)
+	_, ctx := ktesting.NewTestContext(t)
+	f := newFileProbeFixture(t)
+
+	w := f.newFileProbeWorker(t, readiness, fileHandler(testFileProbePath))
+	w.spec.SuccessThreshold = 2
+	w.spec.FailureThreshold = 3
+	f.writeProbeFile(t, 0)
+	w.doProbe(ctx)
+	expectResult(t, w, results.Failure, "one success, below successThreshold")
+	w.doProbe(ctx)
+	expectResult(t, w, results.Success, "successThreshold reached")
+
+	f.now = f.now.Add(time.Minute) // the writer stopped
+	for i := 1; i < 3; i++ {
+		w.doProbe(ctx)
+		expectResult(t, w, results.Success, "below failureThreshold")
+	}
+	w.doProbe(ctx)
+	expectResult(t, w, results.Failure, "failureThreshold reached")
+
+	l := f.newFileProbeWorker(t, liveness, fileHandler(testFileProbePath))
+	l.doProbe(ctx)
+	expectResult(t, l, results.Failure, "stale liveness probe")
+	if !l.onHold {
+		t.Error("a failed liveness probe must hold the worker until the container is restarted")
+	}
+	f.writeProbeFile(t, 0)
+	l.doProbe(ctx)
+	expectResult(t, l, results.Failure, "on hold: not probed again before the restart")
+}
+
+// TestFileProbeMakesNoRuntimeCalls proves that file probes never call the
+// container runtime, while an exec probe on the same manager does.
+func TestFileProbeMakesNoRuntimeCalls(t *testing.T) {
+	setFileProbeGate(t, true)
+	_, ctx := ktesting.NewTestContext(t)
+	f := newFileProbeFixture(t)
+	f.writeProbeFile(t, 0)
+
+	for _, probeType := range allProbeTypes {
+		w := f.newFileProbeWorker(t, probeType, fileHandler(testFileProbePath))
+		for i := 0; i < 10; i++ {
+			w.doProbe(ctx)
+			// a succeeded startup probe holds the worker: let it probe again
+			w.onHold = false
+		}
+		expectResult(t, w, results.Success, "fresh probe file")
+	}
+	for _, probeType := range allProbeTypes {
+		w := f.newFileProbeWorker(t, probeType, fileHandler("/probe-volume/missing"))
+		w.doProbe(ctx)
+		expectResult(t, w, results.Failure, "missing probe file")
+	}
+	if calls := f.runtime.GetCalls(); len(calls) != 0 {
+		t.Fatalf("file probes called the container runtime: %q", calls)
+	}
+
+	// The control: an exec probe goes through the runtime.
+	w := f.newFileProbeWorker(t, readiness, v1.ProbeHandler{Exec: &v1.ExecAction{Command: []string{"true"}}})
+	w.doProbe(ctx)
+	if err := f.runtime.AssertCalls([]string{"ExecSync"}); err != nil {
+		t.Errorf("the exec probe: %v", err)
+	}
+}
+
+// TestFileProbeGateDisabled covers a pod with a file probe on a kubelet whose
+// gate is off: the probe is not run, the probe file is fresh so running it
+// would succeed, and yet nothing is reported ready or started, nothing is
+// restarted, and one event per probe says why.
+func TestFileProbeGateDisabled(t *testing.T) {
+	setFileProbeGate(t, false)
+	for _, test := range []struct {
+		probeType probeType
+		// expected is the probe's result after many periods: the worker's
+		// initial value for liveness (Success: no restart) and startup
+		// (Unknown: not started, not restarted).
+		expected results.Result
+		message  string
+	}{
+		{readiness, results.Failure, "the container is never reported ready"},
+		{liveness, results.Success, "the container is not restarted because of it"},
+		{startup, results.Unknown, "the container is never reported started (and not restarted because of it)"},
+	} {
+		t.Run(test.probeType.String(), func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			f := newFileProbeFixture(t)
+			f.writeProbeFile(t, 0)
+			w := f.newFileProbeWorker(t, test.probeType, fileHandler(testFileProbePath))
+			for i := 0; i < 5; i++ {
+				if !w.doProbe(ctx) {
+					t.Fatal("the worker stopped")
+				}
+				expectResult(t, w, test.expected, "gate off")
+				if w.onHold {
+					t.Fatal("the worker is on hold, as after a restart-worthy result")
+				}
+			}
+			want := "Warning FileProbeDisabled " + test.probeType.String() +
+				" probe uses the file handler, but feature gate FileContainerProbe is disabled on this kubelet: the probe is not run, " + test.message
+			if events := f.events(); len(events) != 1 || events[0] != want {
+				t.Errorf("expected one event %q, got %q", want, events)
+			}
+			if calls := f.runtime.GetCalls(); len(calls) != 0 {
+				t.Errorf("runtime calls: %q", calls)
+			}
+		})
+	}
+}
+
+// TestFileProbeWorkerCache checks that a worker resolves its probe path once,
+// that a probe allocates nothing, and that the cache goes with the worker.
+func TestFileProbeWorkerCache(t *testing.T) {
+	setFileProbeGate(t, true)
+	_, ctx := ktesting.NewTestContext(t)
+	f := newFileProbeFixture(t)
+	f.writeProbeFile(t, 0)
+
+	w := f.newFileProbeWorker(t, readiness, fileHandler(testFileProbePath))
+	e := f.m.prober.file.tracked(w.spec.File, w.pod.UID)
+	if e == nil || e.err != nil || e.target.String() != testFileProbePath {
+		t.Fatalf("the worker did not cache its target: %+v", e)
+	}
+	if other := f.m.prober.file.tracked(w.spec.File, types.UID("another-pod")); other != nil {
+		t.Error("a cached target was returned for another pod")
+	}
+	if result, output, err := f.m.prober.file.run(ctx, readiness, w.spec, w.pod, &w.container); result != probe.Success || err != nil {
+		t.Fatalf("probe: %v %q %v", result, output, err)
+	}
+	if allocs := testing.AllocsPerRun(100, func() {
+		_, _, _ = f.m.prober.file.run(ctx, readiness, w.spec, w.pod, &w.container)
+	}); allocs != 0 {
+		t.Errorf("a cached file probe allocates %v times, want 0", allocs)
+	}
+
+	// A probe with no worker (and no cache) still runs.
+	spec := &v1.Probe{ProbeHandler: fileHandler(testFileProbePath)}
+	if result, _, err := f.m.prober.file.run(ctx, readiness, spec, w.pod, &w.container); result != probe.Success || err != nil {
+		t.Errorf("uncached probe: %v %v", result, err)
+	}
+
+	// The worker's goroutine releases the cache when it stops.
+	f.m.workerLock.Lock()
+	f.m.workers[probeKey{w.pod.UID, w.container.Name, readiness}] = w
+	f.m.workerLock.Unlock()
+	done := make(chan struct{})
+	go func() {
+		w.run(ctx)
+		close(done)
+	}()
+	w.stop()
+	select {
+	case <-done:
+	case <-time.After(wait.ForeverTestTimeout):
+		t.Fatal("the worker did not stop")
+	}
+	if e := f.m.prober.file.tracked(w.spec.File, w.pod.UID); e != nil {
+		t.Error("the stopped worker's target is still cached")
+	}
+	f.m.prober.file.targets.Range(func(k, v any) bool {
+		t.Errorf("left in the cache: %v", k)
+		return true
+	})
+}
+
+// TestFileProbeRefusedPath checks that a path the kubelet refuses (the
+// apiserver validates paths; a newer one could accept more) is a Failure with
+// the reason, never a Success.
+func TestFileProbeRefusedPath(t *testing.T) {
+	setFileProbeGate(t, true)
+	_, ctx := ktesting.NewTestContext(t)
+	f := newFileProbeFixture(t)
+	f.writeProbeFile(t, 0)
+	w := f.newFileProbeWorker(t, readiness, fileHandler("/probe-volume/../probe-volume/probe"))
+	w.doProbe(ctx)
+	expectResult(t, w, results.Failure, "refused path")
+	events := f.events()
+	if len(events) != 1 || !strings.Contains(events[0], `file probe path "/probe-volume/../probe-volume/probe" has an empty, '.' or '..' segment`) {
+		t.Errorf("expected an event with the reason, got %q", events)
+	}
+}
+
+// TestFileProbeMetrics checks that file probes are told apart from other
+// probes in prober_file_probe_total.
+func TestFileProbeMetrics(t *testing.T) {
+	setFileProbeGate(t, true)
+	registry := metrics.NewKubeRegistry()
+	registry.MustRegister(FileProbes)
+	FileProbes.Reset()
+	_, ctx := ktesting.NewTestContext(t)
+	f := newFileProbeFixture(t)
+	f.writeProbeFile(t, 0)
+
+	ok := f.newFileProbeWorker(t, readiness, fileHandler(testFileProbePath))
+	missing := f.newFileProbeWorker(t, liveness, fileHandler("/probe-volume/missing"))
+	exec := f.newFileProbeWorker(t, readiness, v1.ProbeHandler{Exec: &v1.ExecAction{Command: []string{"true"}}})
+	for i := 0; i < 3; i++ {
+		ok.doProbe(ctx)
+		missing.doProbe(ctx)
+		missing.onHold = false
+		exec.doProbe(ctx)
+	}
+	expectResult(t, exec, results.Success, "the exec probe")
+	for _, want := range []struct {
+		probeType, result string
+		count             float64
+	}{
+		{"Readiness", probeResultSuccessful, 3},
+		{"Liveness", probeResultFailed, 3},
+		{"Readiness", probeResultFailed, 0},
+		{"Liveness", probeResultSuccessful, 0},
+	} {
+		got, err := testutil.GetCounterMetricValue(FileProbes.WithLabelValues(want.probeType, want.result))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want.count {
+			t.Errorf("prober_file_probe_total{probe_type=%q,result=%q} = %v, want %v", want.probeType, want.result, got, want.count)
+		}
+	}
+}
+
+// BenchmarkProberFileProbe is one file probe as the kubelet's prober runs it
+// (the handler dispatch, the worker's cached target, one statx, the
+// result and prober_file_probe_total), against the physical floor: a bare
+// os.Lstat of the same file by its full path. Compare them in one run
+// (docs/benchmarks.md):
+//
+//	go test ./pkg/kubelet/prober -run '^$' -bench FileProbe -benchmem -count 10
+func BenchmarkProberFileProbe(b *testing.B) {
+	setFileProbeGate(b, true)
+	registry := metrics.NewKubeRegistry()
+	registry.MustRegister(FileProbes)
+	_, ctx := ktesting.NewTestContext(b)
+	f := newFileProbeFixture(b)
+	f.writeProbeFile(b, 0)
+	w := f.newFileProbeWorker(b, readiness, fileHandler(testFileProbePath))
+	status, _ := f.m.statusManager.GetPodStatus(w.pod.UID)
+
+	b.Run("prober", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if r, out, err := f.m.prober.runProbe(ctx, readiness, w.spec, w.pod, status, w.container, w.containerID); r != probe.Success {
+				b.Fatalf("probe: %v %q %v", r, out, err)
+			}
+		}
+	})
+	b.Run("lstat", func(b *testing.B) {
+		path := filepath.Join(f.volume, "probe")
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := os.Lstat(path); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
