@@ -22,6 +22,8 @@ limitations under the License.
 package filecontainerprobe
 
 import (
+	"runtime"
+
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/component-helpers/nodedeclaredfeatures/types"
@@ -42,10 +44,16 @@ func (f *fileContainerProbeFeature) Name() string {
 	return FileContainerProbeFeatureGate
 }
 
-// Discover declares the feature on nodes whose kubelet has the gate enabled.
+// Discover declares the feature on Linux nodes whose kubelet has the gate
+// enabled. It runs in the kubelet: file probes need Linux (openat2, statx),
+// and a kubelet on another OS errors on every file probe, so it never
+// declares the feature.
 func (f *fileContainerProbeFeature) Discover(cfg *types.NodeConfiguration) bool {
-	return cfg.FeatureGates.Enabled(FileContainerProbeFeatureGate)
+	return goos == "linux" && cfg.FeatureGates.Enabled(FileContainerProbeFeatureGate)
 }
+
+// goos is the kubelet's OS; a variable for tests.
+var goos = runtime.GOOS
 
 func (f *fileContainerProbeFeature) Requirements() *types.FeatureRequirements {
 	return &types.FeatureRequirements{

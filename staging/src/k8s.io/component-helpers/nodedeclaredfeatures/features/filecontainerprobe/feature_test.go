@@ -41,11 +41,23 @@ func TestRequirements(t *testing.T) {
 }
 
 func TestDiscover(t *testing.T) {
-	for _, enabled := range []bool{true, false} {
-		cfg := &types.NodeConfiguration{FeatureGates: types.FeatureGateMap{filecontainerprobe.FileContainerProbeFeatureGate: enabled}}
-		if got := filecontainerprobe.Feature.Discover(cfg); got != enabled {
-			t.Errorf("gate %v: Discover() = %v", enabled, got)
+	for _, test := range []struct {
+		os      string
+		enabled bool
+		want    bool
+	}{
+		{"linux", true, true},
+		{"linux", false, false},
+		// file probes need Linux: other kubelets never declare the feature
+		{"windows", true, false},
+		{"windows", false, false},
+	} {
+		restore := filecontainerprobe.SetGOOSForTest(test.os)
+		cfg := &types.NodeConfiguration{FeatureGates: types.FeatureGateMap{filecontainerprobe.FileContainerProbeFeatureGate: test.enabled}}
+		if got := filecontainerprobe.Feature.Discover(cfg); got != test.want {
+			t.Errorf("%s, gate %v: Discover() = %v, want %v", test.os, test.enabled, got, test.want)
 		}
+		restore()
 	}
 }
 
