@@ -61,7 +61,7 @@ LOGS="${STATE}/logs"
 PIDS="${STATE}/pids"
 ADMIN_KUBECONFIG="${STATE}/kubeconfig"
 CONTAINERD_SOCK=/run/containerd/containerd.sock   # inside the mount namespace (/run is private)
-# Start order; down stops them in reverse.
+# In start order.
 DAEMONS=(etcd kube-apiserver apiserver-forward kube-controller-manager kube-scheduler containerd kubelet)
 
 # --- Helpers -----------------------------------------------------------------
@@ -400,11 +400,13 @@ start() {
   printf '%s %s\n' "$!" "$1" > "${PIDS}/${name}"
 }
 
-# pid_of NAME prints NAME's pid if that process is still the one we started.
+# pid_of NAME prints NAME's pid if that process is still the one we started
+# (its executable may have been replaced by a rebuild since: "... (deleted)").
 pid_of() {
-  local pid exe
+  local pid exe running
   read -r pid exe 2>/dev/null < "${PIDS}/$1" || return 0
-  [[ "$(readlink "/proc/${pid}/exe" 2>/dev/null)" == "$(readlink -f "${exe}")" ]] && echo "${pid}"
+  running=$(readlink "/proc/${pid}/exe" 2>/dev/null) || return 0
+  [[ "${running% (deleted)}" == "$(readlink -f "${exe}")" ]] && echo "${pid}"
   return 0
 }
 
@@ -618,15 +620,13 @@ remove_state() {
   rm -rf "${PKI}" "${CONF}" "${DATA}" "${PIDS}" "${ADMIN_KUBECONFIG}"
 }
 
+# down stops the kubelet first (nothing restarts containers then), the pods,
+# the rest, and etcd last (the apiserver's shutdown waits for etcd).
 down() {
   stop kubelet
   remove_containers
-  local -a rest=()
-  local i
-  for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
-    [[ "${DAEMONS[i]}" == kubelet ]] || rest+=("${DAEMONS[i]}")
-  done
-  stop "${rest[@]}"
+  stop containerd kube-scheduler kube-controller-manager apiserver-forward kube-apiserver
+  stop etcd
   kill_leftovers
   remove_cgroup_root
   remove_namespaces
@@ -674,10 +674,8 @@ cmd_status() {
       rc=1
     fi
   done
-  if ((rc == 0)); then
-    kubectl_admin get nodes -o wide
-  fi
-  return "${rc}"
+  ((rc == 0)) || return "${rc}"
+  kubectl_admin get nodes -o wide
 }
 
 main() {
