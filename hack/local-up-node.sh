@@ -272,6 +272,7 @@ state = "/run/containerd"
   cdi_spec_dirs = []
   [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
     runtime_type = "io.containerd.runc.v2"
+    runtime_path = "${NODE_BIN}/containerd-shim-runc-v2"
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
       BinaryName = "${NODE_BIN}/runc"
       SystemdCgroup = false
@@ -492,10 +493,7 @@ start_scheduler() {
 }
 
 start_containerd() {
-  start containerd env PATH="${NODE_BIN}:/usr/sbin:/usr/bin:/sbin:/bin" \
-    "${NODE_BIN}/containerd" --config "${CONF}/containerd.toml"
-  # env execs containerd: record containerd as the executable to check.
-  printf '%s %s\n' "$(cut -d' ' -f1 "${PIDS}/containerd")" "${NODE_BIN}/containerd" > "${PIDS}/containerd"
+  start containerd "${NODE_BIN}/containerd" --config "${CONF}/containerd.toml"
   wait_ready containerd "ctr version" in_ns "${NODE_BIN}/ctr" --address "${CONTAINERD_SOCK}" version
   local image out
   for image in busybox pause; do
@@ -569,9 +567,9 @@ remove_containers() {
 # socat's per-connection children (processes in our namespaces) and container
 # processes (in the kubelet's cgroup root).
 kill_leftovers() {
-  local mnt net
-  mnt=$(ns_inode "${MNT_NS}")
-  net=$(ns_inode "${NET_NS}")
+  local mnt="" net=""
+  if ns_mounted "${MNT_NS}"; then mnt=$(ns_inode "${MNT_NS}"); fi
+  if ns_mounted "${NET_NS}"; then net=$(ns_inode "${NET_NS}"); fi
   local -a pids=()
   local p
   for p in /proc/[0-9]*; do
