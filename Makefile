@@ -7,7 +7,7 @@
 
 SHELL := /usr/bin/env bash
 
-.PHONY: all build tree test verify verify-patches unit-test export-patches clean help
+.PHONY: all build tree test verify verify-patches unit-test export-patches local-up local-down local-status clean help
 
 all: build
 
@@ -38,6 +38,18 @@ unit-test:
 ## export-patches: write the commits of _output/kubernetes back to patches/
 export-patches:
 	hack/patches.sh export
+
+## local-up: (re)start a real single-node cluster from _output/bin (or FP_BIN); see docs/local-node.md
+local-up:
+	hack/local-up-node.sh up
+
+## local-down: stop the local cluster and remove its state (logs stay in _output/local/logs)
+local-down:
+	hack/local-up-node.sh down
+
+## local-status: which of the local cluster's daemons run, and its node
+local-status:
+	hack/local-up-node.sh status
 
 ## clean: remove _output/ (the Go caches are kept)
 clean:

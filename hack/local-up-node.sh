@@ -1,0 +1,689 @@
+#!/usr/bin/env bash
+# Brings up a real single-node cluster from the fork's binaries, and tears it
+# down again, leaving the host as it was (see docs/local-node.md).
+#
+#   hack/local-up-node.sh up       (re)start the stack: etcd, kube-apiserver,
+#                                  kube-controller-manager, kube-scheduler,
+#                                  containerd and the kubelet
+#   hack/local-up-node.sh down     stop everything it started, remove its state
+#   hack/local-up-node.sh status   what runs, and the node
+#
+# Environment:
+#   FP_BIN                    the Kubernetes binaries and etcd (default _output/bin)
+#   FILEPROBE_GATE            FileContainerProbe on the kubelet (default true)
+#   APISERVER_FILEPROBE_GATE  FileContainerProbe on kube-apiserver (default true)
+#   FP_APISERVER_PORT         apiserver port, also forwarded to the host's 127.0.0.1 (default 6443)
+#   FP_UP_TIMEOUT             seconds each component may take to become ready (default 60)
+#
+# Every daemon runs in one private mount namespace and one private network
+# namespace, both persisted as bind mounts under _output/local/ns/. Inside
+# them: /run is a tmpfs, /var/lib and /var/log are overlays whose writes land
+# under _output/local/, and the sysctls the kubelet insists on are plain files.
+# The host keeps its mounts, sysctls, iptables, /run, /var and network.
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+# --- Pinned versions of what the stack installs (the one place) -------------
+FP_CONTAINERD_VERSION=v2.4.2   # github.com/containerd/containerd/v2, go install -tags no_btrfs
+FP_RUNC_VERSION=v1.5.2         # github.com/opencontainers/runc, go install -tags seccomp
+# Debian packages: CNI plugins, the images' busybox, runc's libseccomp, the
+# host-side apiserver forwarder, and iptables for the portmap plugin.
+FP_NODE_DEBS=(containernetworking-plugins busybox-static libseccomp-dev socat iptables)
+FP_BUSYBOX_IMAGE=localhost/busybox:fileprobe
+FP_PAUSE_IMAGE=localhost/pause:fileprobe
+
+# --- Settings ----------------------------------------------------------------
+FP_BIN=${FP_BIN:-${FP_OUT}/bin}
+FILEPROBE_GATE=${FILEPROBE_GATE:-true}
+APISERVER_FILEPROBE_GATE=${APISERVER_FILEPROBE_GATE:-true}
+FP_APISERVER_PORT=${FP_APISERVER_PORT:-6443}
+FP_UP_TIMEOUT=${FP_UP_TIMEOUT:-60}
+
+NODE_NAME=fileprobe-node
+NODE_IP=10.245.0.1         # on lo of the private netns (the kubelet refuses 127.0.0.1)
+POD_CIDR=10.244.0.0/24     # the bridge CNI's host-local range
+SERVICE_CIDR=10.0.0.0/24
+CGROUP_ROOT=fileprobe-local  # the kubelet's --cgroup-root, created in each hierarchy and removed by down
+# The kernel tunables the kubelet sets (pkg/kubelet/cm setupKernelTunables):
+# inside the mount namespace they are plain files holding the host's values.
+KUBELET_SYSCTLS=(vm/overcommit_memory vm/panic_on_oom kernel/panic kernel/panic_on_oops
+  kernel/keys/root_maxkeys kernel/keys/root_maxbytes)
+
+NODE_TOOLS="${FP_OUT}/node"          # cached installs: bin/ and images/, kept by down
+NODE_BIN="${NODE_TOOLS}/bin"
+STATE="${FP_OUT}/local"              # one running stack; down keeps only logs/
+NS_DIR="${STATE}/ns"
+MNT_NS="${NS_DIR}/mnt"
+NET_NS="${NS_DIR}/net"
+PKI="${STATE}/pki"
+CONF="${STATE}/etc"
+DATA="${STATE}/data"
+LOGS="${STATE}/logs"
+PIDS="${STATE}/pids"
+ADMIN_KUBECONFIG="${STATE}/kubeconfig"
+CONTAINERD_SOCK=/run/containerd/containerd.sock   # inside the mount namespace (/run is private)
+# In start order.
+DAEMONS=(etcd kube-apiserver apiserver-forward kube-controller-manager kube-scheduler containerd kubelet)
+
+# --- Helpers -----------------------------------------------------------------
+
+# in_ns CMD... runs CMD inside the stack's mount and network namespaces.
+in_ns() { nsenter --mount="${MNT_NS}" --net="${NET_NS}" -- "$@"; }
+
+ns_mounted() { grep -qF " $1 " /proc/self/mountinfo; }
+
+kubectl_admin() { "${FP_BIN}/kubectl" --kubeconfig="${ADMIN_KUBECONFIG}" "$@"; }
+
+ctr_k8s() { in_ns "${NODE_BIN}/ctr" --address "${CONTAINERD_SOCK}" --namespace k8s.io "$@"; }
+
+# ns_inode FILE prints the inode of the namespace FILE refers to (empty if none).
+ns_inode() { stat -L -c %i "$1" 2>/dev/null || true; }
+
+check_bool() {
+  [[ "$2" == true || "$2" == false ]] || fp::die "$1 must be true or false, not '$2'"
+}
+
+# --- Install (cached under _output/node/) ------------------------------------
+
+install_debs() {
+  local -a missing=()
+  local p
+  for p in "${FP_NODE_DEBS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  ((${#missing[@]} == 0)) && return
+  fp::log "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# go_module_version BINARY prints the version of the main module BINARY was built from.
+go_module_version() {
+  go version -m "$1" 2>/dev/null | awk '$1 == "mod" {print $3; exit}'
+}
+
+# go_install VERSION TAGS CGO PACKAGE... installs PACKAGE@VERSION into _output/node/bin
+# unless the first one is already there at VERSION.
+go_install() {
+  local version=$1 tags=$2 cgo=$3; shift 3
+  local first; first=$(basename "$1")
+  [[ "$(go_module_version "${NODE_BIN}/${first}")" == "${version}" ]] && return
+  fp::log "go install ${*/%/@${version}} (tags ${tags})"
+  mkdir -p "${NODE_BIN}"
+  GOBIN="${NODE_BIN}" CGO_ENABLED="${cgo}" GOFLAGS=-buildvcs=false \
+    go install -trimpath -tags "${tags}" "${@/%/@${version}}"
+}
+
+install_runtime() {
+  local m=github.com/containerd/containerd/v2/cmd
+  go_install "${FP_CONTAINERD_VERSION}" no_btrfs 0 "$m/containerd" "$m/containerd-shim-runc-v2" "$m/ctr"
+  go_install "${FP_RUNC_VERSION}" seccomp 1 github.com/opencontainers/runc
+}
+
+# oci_image ROOTFS_TAR NAME CMD_JSON OUT writes an OCI image layout tarball of
+# one layer, named NAME (io.containerd.image.name), for `ctr images import`.
+oci_image() {
+  local layer_tar=$1 name=$2 cmd=$3 out=$4
+  local dir; dir=$(mktemp -d)
+  local arch; arch=$(dpkg --print-architecture)
+  mkdir -p "${dir}/blobs/sha256"
+  local diff_id layer layer_size config config_size manifest manifest_size
+  diff_id=$(sha256sum < "${layer_tar}" | cut -d' ' -f1)
+  gzip -n -9 < "${layer_tar}" > "${dir}/layer"
+  layer=$(blob "${dir}" "${dir}/layer")
+  layer_size=$(stat -c %s "${dir}/blobs/sha256/${layer}")
+  printf '{"architecture":"%s","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":%s,"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+    "${arch}" "${cmd}" "${diff_id}" > "${dir}/config"
+  config=$(blob "${dir}" "${dir}/config")
+  config_size=$(stat -c %s "${dir}/blobs/sha256/${config}")
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%d}]}' \
+    "${config}" "${config_size}" "${layer}" "${layer_size}" > "${dir}/manifest"
+  manifest=$(blob "${dir}" "${dir}/manifest")
+  manifest_size=$(stat -c %s "${dir}/blobs/sha256/${manifest}")
+  printf '{"imageLayoutVersion":"1.0.0"}' > "${dir}/oci-layout"
+  printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%d,"platform":{"architecture":"%s","os":"linux"},"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}}]}' \
+    "${manifest}" "${manifest_size}" "${arch}" "${name}" "${name##*:}" > "${dir}/index.json"
+  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "${dir}" -cf "${out}" oci-layout index.json blobs
+  rm -rf "${dir}"
+}
+
+# blob DIR FILE moves FILE into DIR's content store and prints its digest.
+blob() {
+  local digest; digest=$(sha256sum < "$2" | cut -d' ' -f1)
+  mv "$2" "$1/blobs/sha256/${digest}"
+  echo "${digest}"
+}
+
+# busybox_rootfs TAR writes a root filesystem of Debian's busybox-static (with
+# its applet links) as a reproducible tarball.
+busybox_rootfs() {
+  local root; root=$(mktemp -d)
+  mkdir -p "${root}"/{bin,etc,tmp,proc,sys,dev,root,var/run}
+  cp /bin/busybox "${root}/bin/busybox"
+  local applet
+  for applet in $("${root}/bin/busybox" --list); do
+    [[ "${applet}" == busybox ]] || ln -sf busybox "${root}/bin/${applet}"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "${root}/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' > "${root}/etc/group"
+  chmod 1777 "${root}/tmp"
+  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "${root}" -cf "$1" .
+  rm -rf "${root}"
+}
+
+build_images() {
+  local dir="${NODE_TOOLS}/images" stamp
+  stamp="busybox-static $(dpkg-query -W -f='${Version}' busybox-static)"
+  [[ -f "${dir}/busybox.oci.tar" && -f "${dir}/pause.oci.tar" && "$(cat "${dir}/stamp" 2>/dev/null)" == "${stamp}" ]] && return
+  fp::log "building ${FP_BUSYBOX_IMAGE} and ${FP_PAUSE_IMAGE} from ${stamp}"
+  mkdir -p "${dir}"
+  busybox_rootfs "${dir}/rootfs.tar"
+  oci_image "${dir}/rootfs.tar" "${FP_BUSYBOX_IMAGE}" '["/bin/sh"]' "${dir}/busybox.oci.tar"
+  # The sandbox's process: sleeps until told to stop.
+  oci_image "${dir}/rootfs.tar" "${FP_PAUSE_IMAGE}" \
+    '["/bin/sh","-c","trap \"exit 0\" TERM INT; while :; do sleep 3600 & wait $!; done"]' "${dir}/pause.oci.tar"
+  rm -f "${dir}/rootfs.tar"
+  echo "${stamp}" > "${dir}/stamp"
+}
+
+install_all() {
+  install_debs
+  install_runtime
+  build_images
+  local b
+  for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do
+    [[ -x "${FP_BIN}/${b}" ]] || fp::die "${FP_BIN}/${b} is missing (make; hack/etcd.sh), or set FP_BIN"
+  done
+}
+
+# --- PKI and configuration -----------------------------------------------------
+
+# cert NAME SUBJECT EXT_KEY_USAGE [SUBJECT_ALT_NAMES] issues pki/NAME.{crt,key} from the CA.
+cert() {
+  local name=$1 subject=$2 eku=$3 sans=${4:-}
+  openssl req -new -noenc -newkey ec -pkeyopt ec_paramgen_curve:P-256 -subj "${subject}" \
+    -keyout "${PKI}/${name}.key" -out "${PKI}/${name}.csr" 2>/dev/null
+  {
+    echo "basicConstraints=critical,CA:FALSE"
+    echo "keyUsage=critical,digitalSignature,keyEncipherment"
+    echo "extendedKeyUsage=${eku}"
+    [[ -z "${sans}" ]] || echo "subjectAltName=${sans}"
+  } > "${PKI}/${name}.ext"
+  openssl x509 -req -in "${PKI}/${name}.csr" -CA "${PKI}/ca.crt" -CAkey "${PKI}/ca.key" -CAcreateserial \
+    -days 365 -extfile "${PKI}/${name}.ext" -out "${PKI}/${name}.crt" 2>/dev/null
+  rm -f "${PKI}/${name}.csr" "${PKI}/${name}.ext"
+}
+
+make_pki() {
+  mkdir -p "${PKI}"
+  openssl req -x509 -new -noenc -newkey ec -pkeyopt ec_paramgen_curve:P-256 -days 3650 \
+    -subj "/CN=fileprobe-local-ca" -keyout "${PKI}/ca.key" -out "${PKI}/ca.crt" 2>/dev/null
+  cert apiserver "/CN=kube-apiserver" serverAuth \
+    "IP:127.0.0.1,IP:${NODE_IP},IP:${SERVICE_CIDR%.*}.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
+  cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
+  cert admin "/O=system:masters/CN=fileprobe-admin" clientAuth
+  cert controller-manager "/CN=system:kube-controller-manager" clientAuth
+  cert scheduler "/CN=system:kube-scheduler" clientAuth
+  cert kubelet-client "/O=system:nodes/CN=system:node:${NODE_NAME}" clientAuth
+  cert kubelet-serving "/CN=${NODE_NAME}" serverAuth "IP:${NODE_IP},IP:127.0.0.1,DNS:${NODE_NAME},DNS:localhost"
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "${PKI}/sa.key" 2>/dev/null
+  openssl pkey -in "${PKI}/sa.key" -pubout -out "${PKI}/sa.pub" 2>/dev/null
+  chmod 0600 "${PKI}"/*.key
+}
+
+# kubeconfig FILE CERT_NAME writes a self-contained kubeconfig for pki/CERT_NAME.
+kubeconfig() {
+  local file=$1 name=$2
+  cat > "${file}" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: fileprobe-local
+  cluster:
+    server: https://127.0.0.1:${FP_APISERVER_PORT}
+    certificate-authority-data: $(base64 -w0 < "${PKI}/ca.crt")
+users:
+- name: ${name}
+  user:
+    client-certificate-data: $(base64 -w0 < "${PKI}/${name}.crt")
+    client-key-data: $(base64 -w0 < "${PKI}/${name}.key")
+contexts:
+- name: fileprobe-local
+  context: {cluster: fileprobe-local, user: ${name}, namespace: default}
+current-context: fileprobe-local
+EOF
+  chmod 0600 "${file}"
+}
+
+write_containerd_config() {
+  mkdir -p "${CONF}/cni" "${DATA}/containerd" "${DATA}/cni-ipam"
+  cat > "${CONF}/containerd.toml" <<EOF
+version = 3
+root = "${DATA}/containerd"
+state = "/run/containerd"
+[grpc]
+  address = "${CONTAINERD_SOCK}"
+[plugins.'io.containerd.cri.v1.images']
+  snapshotter = "overlayfs"
+  [plugins.'io.containerd.cri.v1.images'.pinned_images]
+    sandbox = "${FP_PAUSE_IMAGE}"
+[plugins.'io.containerd.cri.v1.runtime']
+  # root here lacks CAP_SYS_RESOURCE: never ask runc for a lower oom_score_adj than containerd's.
+  restrict_oom_score_adj = true
+  cdi_spec_dirs = []
+  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+    runtime_path = "${NODE_BIN}/containerd-shim-runc-v2"
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+      BinaryName = "${NODE_BIN}/runc"
+      SystemdCgroup = false
+  [plugins.'io.containerd.cri.v1.runtime'.cni]
+    bin_dirs = ["/usr/lib/cni"]
+    conf_dir = "${CONF}/cni"
+[plugins.'io.containerd.grpc.v1.cri']
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+EOF
+  cat > "${CONF}/cni/10-fileprobe.conflist" <<EOF
+{
+  "cniVersion": "0.4.0",
+  "name": "fileprobe",
+  "plugins": [
+    {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "${POD_CIDR}"}]], "dataDir": "${DATA}/cni-ipam"}},
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+EOF
+}
+
+write_kubelet_config() {
+  cat > "${CONF}/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+featureGates:
+  FileContainerProbe: ${FILEPROBE_GATE}
+containerRuntimeEndpoint: unix://${CONTAINERD_SOCK}
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: ${PKI}/ca.crt}
+authorization:
+  mode: Webhook
+tlsCertFile: ${PKI}/kubelet-serving.crt
+tlsPrivateKeyFile: ${PKI}/kubelet-serving.key
+# cgroup v1, no systemd; a cgroup root of our own, removed by down.
+cgroupDriver: cgroupfs
+cgroupRoot: /${CGROUP_ROOT}
+failCgroupV1: false
+# Negative oom_score_adj needs CAP_SYS_RESOURCE, which root lacks here.
+oomScoreAdj: 0
+resolvConf: /etc/resolv.conf
+# The images cannot be pulled again: never garbage-collect them, never evict for disk.
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard:
+  memory.available: 100Mi
+  nodefs.available: "1%"
+  imagefs.available: "1%"
+EOF
+}
+
+write_config() {
+  mkdir -p "${CONF}" "${DATA}" "${LOGS}" "${PIDS}"
+  make_pki
+  kubeconfig "${ADMIN_KUBECONFIG}" admin
+  kubeconfig "${CONF}/controller-manager.kubeconfig" controller-manager
+  kubeconfig "${CONF}/scheduler.kubeconfig" scheduler
+  kubeconfig "${CONF}/kubelet.kubeconfig" kubelet-client
+  write_containerd_config
+  write_kubelet_config
+}
+
+# --- Namespaces ------------------------------------------------------------------
+
+# make_namespaces creates the network namespace (lo up, the node IP on lo), then
+# the mount namespace, which sees the netns file because it copies the host's
+# mounts. Inside it: a private /run, overlays over /var/lib and /var/log (the
+# CNI cache, /var/log/pods and /var/log/containers), the kubelet's sysctls as files.
+make_namespaces() {
+  mkdir -p "${NS_DIR}"
+  touch "${NET_NS}" "${MNT_NS}"
+  unshare --net="${NET_NS}" true
+  nsenter --net="${NET_NS}" ip link set lo up
+  nsenter --net="${NET_NS}" ip addr add "${NODE_IP}/32" dev lo
+  unshare --mount="${MNT_NS}" --propagation slave true
+  # mount -n: libmount would otherwise create /run/mount on the host's /run.
+  local m="nsenter --mount=${MNT_NS} --"
+  $m mount -n -t tmpfs -o mode=0755 fileprobe-run /run
+  local d
+  for d in /var/lib /var/log; do
+    local o="${DATA}/overlay${d//\//-}"
+    mkdir -p "${o}/upper" "${o}/work"
+    $m mount -n -t overlay -o "lowerdir=${d},upperdir=${o}/upper,workdir=${o}/work" fileprobe-overlay "${d}"
+  done
+  mkdir -p "${DATA}/sysctl"
+  local s f
+  for s in "${KUBELET_SYSCTLS[@]}"; do
+    f="${DATA}/sysctl/${s//\//.}"
+    cat "/proc/sys/${s}" > "${f}"
+    $m mount -n --bind "${f}" "/proc/sys/${s}"
+  done
+}
+
+# make_cgroup_root creates the kubelet's cgroup root in every hierarchy (the
+# kubelet requires it to exist); cpuset needs its cpus and mems set.
+make_cgroup_root() {
+  local h
+  for h in $(cgroup_hierarchies); do
+    mkdir -p "${h}/${CGROUP_ROOT}"
+  done
+  local cpuset=/sys/fs/cgroup/cpuset
+  if [[ -d "${cpuset}/${CGROUP_ROOT}" ]]; then
+    cat "${cpuset}/cpuset.cpus" > "${cpuset}/${CGROUP_ROOT}/cpuset.cpus"
+    cat "${cpuset}/cpuset.mems" > "${cpuset}/${CGROUP_ROOT}/cpuset.mems"
+  fi
+}
+
+# cgroup_hierarchies prints the mount points of the host's cgroup hierarchies
+# (v1, and the hybrid layout's v2 one, where runc creates cgroups too).
+cgroup_hierarchies() {
+  awk '{for (i = 7; $i != "-"; i++); if ($(i + 1) ~ /^cgroup2?$/) print $5}' /proc/self/mountinfo
+}
+
+# --- Daemons ---------------------------------------------------------------------
+
+# start NAME CMD... starts CMD in the namespaces, in a session of its own, with
+# its output in logs/NAME.log; pids/NAME holds its pid and executable.
+start() {
+  local name=$1; shift
+  fp::log "starting ${name}"
+  setsid nsenter --mount="${MNT_NS}" --net="${NET_NS}" -- "$@" > "${LOGS}/${name}.log" 2>&1 < /dev/null &
+  printf '%s %s\n' "$!" "$1" > "${PIDS}/${name}"
+}
+
+# pid_of NAME prints NAME's pid if that process is still the one we started
+# (its executable may have been replaced by a rebuild since: "... (deleted)").
+pid_of() {
+  local pid exe running
+  read -r pid exe 2>/dev/null < "${PIDS}/$1" || return 0
+  running=$(readlink "/proc/${pid}/exe" 2>/dev/null) || return 0
+  [[ "${running% (deleted)}" == "$(readlink -f "${exe}")" ]] && echo "${pid}"
+  return 0
+}
+
+# wait_ready NAME WHAT CHECK... waits until CHECK succeeds; fails fast with
+# the tail of NAME's log if NAME exits or is not ready within FP_UP_TIMEOUT.
+wait_ready() {
+  local name=$1 what=$2; shift 2
+  local start=${SECONDS}
+  until "$@" > /dev/null 2>&1; do
+    [[ -n "$(pid_of "${name}")" ]] || fail "${name}" "exited"
+    ((SECONDS - start < FP_UP_TIMEOUT)) || fail "${name}" "not ready (${what}) after ${FP_UP_TIMEOUT}s"
+    sleep 0.5
+  done
+  fp::log "ready: ${name} (${what}) in $((SECONDS - start))s"
+}
+
+fail() {
+  echo "--- last 30 lines of ${LOGS}/$1.log:" >&2
+  tail -n 30 "${LOGS}/$1.log" >&2 || true
+  fp::die "$1 $2; the stack is left as is for inspection: hack/local-up-node.sh down"
+}
+
+curl_ns() { in_ns curl -fsS --max-time 2 "$@"; }
+
+start_etcd() {
+  start etcd "${FP_BIN}/etcd" --name "${NODE_NAME}" --data-dir "${DATA}/etcd" \
+    --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+    --initial-cluster "${NODE_NAME}=http://127.0.0.1:2380" --log-level warn
+  wait_ready etcd /health curl_ns http://127.0.0.1:2379/health
+}
+
+start_apiserver() {
+  start kube-apiserver "${FP_BIN}/kube-apiserver" \
+    --feature-gates="FileContainerProbe=${APISERVER_FILEPROBE_GATE}" \
+    --etcd-servers=http://127.0.0.1:2379 \
+    --secure-port="${FP_APISERVER_PORT}" --advertise-address="${NODE_IP}" \
+    --tls-cert-file="${PKI}/apiserver.crt" --tls-private-key-file="${PKI}/apiserver.key" \
+    --client-ca-file="${PKI}/ca.crt" \
+    --kubelet-client-certificate="${PKI}/apiserver-kubelet-client.crt" \
+    --kubelet-client-key="${PKI}/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority="${PKI}/ca.crt" \
+    --kubelet-preferred-address-types=InternalIP \
+    --service-account-issuer=https://kubernetes.default.svc \
+    --service-account-key-file="${PKI}/sa.pub" \
+    --service-account-signing-key-file="${PKI}/sa.key" \
+    --service-cluster-ip-range="${SERVICE_CIDR}" \
+    --authorization-mode=Node,RBAC --allow-privileged=true
+  wait_ready kube-apiserver /readyz curl_ns --cacert "${PKI}/ca.crt" "https://127.0.0.1:${FP_APISERVER_PORT}/readyz"
+}
+
+# start_apiserver_forward makes the apiserver reachable from the host at
+# 127.0.0.1:FP_APISERVER_PORT (what the kubeconfig says): a socat on the host
+# that hands each connection to a socat inside the network namespace.
+start_apiserver_forward() {
+  local port=${FP_APISERVER_PORT}
+  setsid socat "TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork" \
+    "EXEC:nsenter --net=${NET_NS} socat STDIO TCP\:127.0.0.1\:${port}" \
+    > "${LOGS}/apiserver-forward.log" 2>&1 < /dev/null &
+  printf '%s %s\n' "$!" "$(command -v socat)" > "${PIDS}/apiserver-forward"
+  fp::log "starting apiserver-forward (host 127.0.0.1:${port})"
+  wait_ready apiserver-forward "host 127.0.0.1:${port}" kubectl_admin get --raw /readyz
+}
+
+start_controller_manager() {
+  local kc="${CONF}/controller-manager.kubeconfig"
+  start kube-controller-manager "${FP_BIN}/kube-controller-manager" \
+    --feature-gates=FileContainerProbe=true \
+    --kubeconfig="${kc}" --authentication-kubeconfig="${kc}" --authorization-kubeconfig="${kc}" \
+    --bind-address=127.0.0.1 --leader-elect=false \
+    --service-account-private-key-file="${PKI}/sa.key" --root-ca-file="${PKI}/ca.crt" \
+    --use-service-account-credentials=true --service-cluster-ip-range="${SERVICE_CIDR}"
+  wait_ready kube-controller-manager /healthz curl_ns -k https://127.0.0.1:10257/healthz
+}
+
+start_scheduler() {
+  local kc="${CONF}/scheduler.kubeconfig"
+  start kube-scheduler "${FP_BIN}/kube-scheduler" \
+    --feature-gates=FileContainerProbe=true \
+    --kubeconfig="${kc}" --authentication-kubeconfig="${kc}" --authorization-kubeconfig="${kc}" \
+    --bind-address=127.0.0.1 --leader-elect=false
+  wait_ready kube-scheduler /healthz curl_ns -k https://127.0.0.1:10259/healthz
+}
+
+start_containerd() {
+  start containerd "${NODE_BIN}/containerd" --config "${CONF}/containerd.toml"
+  wait_ready containerd "ctr version" in_ns "${NODE_BIN}/ctr" --address "${CONTAINERD_SOCK}" version
+  local image out
+  for image in busybox pause; do
+    out=$(ctr_k8s images import "${NODE_TOOLS}/images/${image}.oci.tar" 2>&1) || fp::die "importing ${image}: ${out}"
+  done
+  fp::log "imported ${FP_BUSYBOX_IMAGE} and ${FP_PAUSE_IMAGE} into containerd's k8s.io namespace"
+}
+
+start_kubelet() {
+  make_cgroup_root
+  start kubelet "${FP_BIN}/kubelet" --config="${CONF}/kubelet.yaml" \
+    --kubeconfig="${CONF}/kubelet.kubeconfig" --root-dir="${DATA}/kubelet" \
+    --hostname-override="${NODE_NAME}" --node-ip="${NODE_IP}" --v=2
+  wait_ready kubelet /healthz curl_ns http://127.0.0.1:10248/healthz
+  wait_ready kubelet "node ${NODE_NAME} Ready" \
+    kubectl_admin wait --for=condition=Ready "node/${NODE_NAME}" --timeout=2s
+  # Pods in namespace default need its ServiceAccount, made by the controller-manager.
+  wait_ready kube-controller-manager "serviceaccount default/default" kubectl_admin get serviceaccount default
+}
+
+# --- Teardown ----------------------------------------------------------------------
+
+# stop NAME... sends SIGTERM to each NAME, waits up to 10 s for all of them to
+# exit, then sends SIGKILL to those left.
+stop() {
+  local -a pids=()
+  local name pid
+  for name in "$@"; do
+    pid=$(pid_of "${name}")
+    rm -f "${PIDS}/${name}"
+    [[ -n "${pid}" ]] || continue
+    fp::log "stopping ${name} (pid ${pid})"
+    kill -TERM "${pid}" 2>/dev/null || true
+    pids+=("${pid}")
+  done
+  local i
+  for ((i = 0; i < 100 && ${#pids[@]} > 0; i++)); do
+    sleep 0.1
+    mapfile -t pids < <(alive "${pids[@]}")
+  done
+  ((${#pids[@]} == 0)) || kill -KILL "${pids[@]}" 2>/dev/null || true
+}
+
+# alive PID... prints the PIDs that still run.
+alive() {
+  local pid
+  for pid in "$@"; do
+    if kill -0 "${pid}" 2>/dev/null; then echo "${pid}"; fi
+  done
+}
+
+# remove_containers kills and deletes every task and container of the CRI
+# namespace while containerd still runs (pod sandboxes are containers too).
+remove_containers() {
+  [[ -n "$(pid_of containerd)" ]] || return 0
+  local ids id
+  ids=$(ctr_k8s tasks ls -q 2>/dev/null) || return 0
+  [[ -z "${ids}" ]] || fp::log "removing pod sandboxes and containers: $(wc -w <<< "${ids}")"
+  for id in ${ids}; do
+    ctr_k8s tasks kill --signal SIGKILL "${id}" > /dev/null 2>&1 || true
+  done
+  for id in ${ids}; do
+    ctr_k8s tasks delete --force "${id}" > /dev/null 2>&1 || true
+  done
+  for id in $(ctr_k8s containers ls -q 2>/dev/null); do
+    ctr_k8s containers delete "${id}" > /dev/null 2>&1 || true
+  done
+}
+
+# kill_leftovers kills what the daemons left behind: containerd's shims and
+# socat's per-connection children (processes in our namespaces) and container
+# processes (in the kubelet's cgroup root).
+kill_leftovers() {
+  local mnt="" net=""
+  if ns_mounted "${MNT_NS}"; then mnt=$(ns_inode "${MNT_NS}"); fi
+  if ns_mounted "${NET_NS}"; then net=$(ns_inode "${NET_NS}"); fi
+  local -a pids=()
+  local p
+  for p in /proc/[0-9]*; do
+    if [[ -n "${mnt}" && "$(ns_inode "${p}/ns/mnt")" == "${mnt}" ]] ||
+      [[ -n "${net}" && "$(ns_inode "${p}/ns/net")" == "${net}" ]]; then
+      pids+=("${p#/proc/}")
+    fi
+  done
+  local cgroup=/sys/fs/cgroup/pids/${CGROUP_ROOT}
+  if [[ -d "${cgroup}" ]]; then
+    mapfile -t -O "${#pids[@]}" pids < <(find "${cgroup}" -name cgroup.procs -exec cat {} +)
+  fi
+  ((${#pids[@]} == 0)) && return
+  fp::log "killing leftover processes: ${pids[*]}"
+  kill -KILL "${pids[@]}" 2>/dev/null || true
+  sleep 0.5
+}
+
+remove_cgroup_root() {
+  local h dir try
+  for h in $(cgroup_hierarchies); do
+    [[ -d "${h}/${CGROUP_ROOT}" ]] || continue
+    for ((try = 0; try < 20; try++)); do
+      find "${h}/${CGROUP_ROOT}" -depth -type d -exec rmdir {} + 2>/dev/null || true
+      [[ -d "${h}/${CGROUP_ROOT}" ]] || break
+      sleep 0.25
+    done
+    [[ ! -d "${h}/${CGROUP_ROOT}" ]] || fp::log "warning: could not remove cgroup ${h}/${CGROUP_ROOT}"
+  done
+}
+
+remove_namespaces() {
+  local f
+  for f in "${MNT_NS}" "${NET_NS}"; do
+    if ns_mounted "${f}"; then umount -n "${f}"; fi
+  done
+  rm -rf "${NS_DIR}"
+}
+
+# remove_state deletes the stack's state except logs/, once nothing of it is
+# mounted in the host's mount namespace any more.
+remove_state() {
+  if grep -qF " ${STATE}/" /proc/self/mountinfo; then
+    fp::die "something under ${STATE} is still mounted; not removing it"
+  fi
+  rm -rf "${PKI}" "${CONF}" "${DATA}" "${PIDS}" "${ADMIN_KUBECONFIG}"
+}
+
+# down stops the kubelet first (nothing restarts containers then), the pods,
+# the rest, and etcd last (the apiserver's shutdown waits for etcd).
+down() {
+  stop kubelet
+  remove_containers
+  stop containerd kube-scheduler kube-controller-manager apiserver-forward kube-apiserver
+  stop etcd
+  kill_leftovers
+  remove_cgroup_root
+  remove_namespaces
+  remove_state
+}
+
+# --- Commands ----------------------------------------------------------------------
+
+cmd_up() {
+  check_bool FILEPROBE_GATE "${FILEPROBE_GATE}"
+  check_bool APISERVER_FILEPROBE_GATE "${APISERVER_FILEPROBE_GATE}"
+  local start=${SECONDS}
+  down
+  install_all
+  if socat -u OPEN:/dev/null "TCP:127.0.0.1:${FP_APISERVER_PORT}" 2>/dev/null; then
+    fp::die "127.0.0.1:${FP_APISERVER_PORT} is taken on the host; set FP_APISERVER_PORT"
+  fi
+  write_config
+  make_namespaces
+  start_etcd
+  start_apiserver
+  start_apiserver_forward
+  start_controller_manager
+  start_scheduler
+  start_containerd
+  start_kubelet
+  fp::log "up in $((SECONDS - start))s: node ${NODE_NAME} Ready (FileContainerProbe: kubelet ${FILEPROBE_GATE}, apiserver ${APISERVER_FILEPROBE_GATE})"
+  fp::log "KUBECONFIG=${ADMIN_KUBECONFIG} ${FP_BIN}/kubectl get nodes; logs in ${LOGS}/"
+}
+
+cmd_down() {
+  local start=${SECONDS}
+  down
+  fp::log "down in $((SECONDS - start))s"
+}
+
+cmd_status() {
+  local name pid rc=0
+  for name in "${DAEMONS[@]}"; do
+    pid=$(pid_of "${name}")
+    if [[ -n "${pid}" ]]; then
+      printf '%-24s running (pid %s)\n' "${name}" "${pid}"
+    else
+      printf '%-24s not running\n' "${name}"
+      rc=1
+    fi
+  done
+  ((rc == 0)) || return "${rc}"
+  kubectl_admin get nodes -o wide
+}
+
+main() {
+  [[ $(id -u) == 0 ]] || fp::die "must run as root (namespaces, mounts, cgroups)"
+  case "${1:-}" in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    *) fp::die "usage: $0 up|down|status" ;;
+  esac
+}
+
+main "$@"
