@@ -7,7 +7,7 @@
 
 SHELL := /usr/bin/env bash
 
-.PHONY: all build tree test verify verify-patches unit-test export-patches local-up local-down local-status clean help
+.PHONY: all build tree test verify verify-patches unit-test e2e export-patches local-up local-down local-status clean help
 
 all: build
 
@@ -38,6 +38,10 @@ unit-test:
 ## export-patches: write the commits of _output/kubernetes back to patches/
 export-patches:
 	hack/patches.sh export
+
+## e2e: the end-to-end suite (test/e2e_fileprobe) on the local cluster: up, run, down (part of make test)
+e2e:
+	hack/e2e.sh
 
 ## local-up: (re)start a real single-node cluster from _output/bin (or FP_BIN); see docs/local-node.md
 local-up:

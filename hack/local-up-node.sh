@@ -7,6 +7,10 @@
 #                                  containerd and the kubelet
 #   hack/local-up-node.sh down     stop everything it started, remove its state
 #   hack/local-up-node.sh status   what runs, and the node
+#   hack/local-up-node.sh restart kubelet|kube-apiserver
+#                                  restart one component of the running stack
+#                                  with the current environment, e.g.
+#                                  FILEPROBE_GATE=false ... restart kubelet
 #
 # Environment:
 #   FP_BIN                    the Kubernetes binaries and etcd (default _output/bin)
@@ -661,6 +665,33 @@ cmd_down() {
   fp::log "down in $((SECONDS - start))s"
 }
 
+# cmd_restart restarts one component of a running stack (its previous log is
+# kept as logs/NAME.previous.log); the e2e suite uses it to turn gates off
+# and on, and to restart the kubelet under running pods.
+cmd_restart() {
+  [[ -n "$(pid_of kube-apiserver)" ]] || fp::die "the stack is not up: hack/local-up-node.sh up"
+  local name=${1:-}
+  case "${name}" in
+    kubelet) check_bool FILEPROBE_GATE "${FILEPROBE_GATE}" ;;
+    kube-apiserver) check_bool APISERVER_FILEPROBE_GATE "${APISERVER_FILEPROBE_GATE}" ;;
+    *) fp::die "usage: $0 restart kubelet|kube-apiserver" ;;
+  esac
+  local start=${SECONDS}
+  stop "${name}"
+  if [[ -f "${LOGS}/${name}.log" ]]; then mv -f "${LOGS}/${name}.log" "${LOGS}/${name}.previous.log"; fi
+  case "${name}" in
+    kubelet)
+      write_kubelet_config
+      start_kubelet
+      ;;
+    kube-apiserver)
+      start_apiserver
+      wait_ready apiserver-forward "host 127.0.0.1:${FP_APISERVER_PORT}" kubectl_admin get --raw /readyz
+      ;;
+  esac
+  fp::log "restarted ${name} in $((SECONDS - start))s (FileContainerProbe: kubelet ${FILEPROBE_GATE}, apiserver ${APISERVER_FILEPROBE_GATE})"
+}
+
 cmd_status() {
   local name pid rc=0
   for name in "${DAEMONS[@]}"; do
@@ -682,7 +713,8 @@ main() {
     up) cmd_up ;;
     down) cmd_down ;;
     status) cmd_status ;;
-    *) fp::die "usage: $0 up|down|status" ;;
+    restart) cmd_restart "${2:-}" ;;
+    *) fp::die "usage: $0 up|down|status|restart kubelet|kube-apiserver" ;;
   esac
 }
 

@@ -9,8 +9,12 @@
 #   5. the tests of the assembler itself;
 #   6. go test of our new packages (unit tests, and integration tests against
 #      etcd built by hack/etcd.sh) and of every upstream package the patch
-#      series touches (derived from the series), plus hack/test-packages.txt;
-#   7. the binaries build (`make`) and pass their smoke tests.
+#      series touches (derived from the series), plus hack/test-packages.txt,
+#      a short fuzz run of the file probe resolver, and a vet of the e2e suite
+#      (which itself runs against a cluster: make e2e, hack/e2e.sh);
+#   7. the binaries build (`make`) and pass their smoke tests;
+#   8. the e2e suite runs on a real single-node cluster made of them
+#      (hack/e2e.sh: hack/local-up-node.sh up, test/e2e_fileprobe, down).
 #
 #   hack/test.sh --unit-only    step 6 only
 #   hack/test.sh --verify-only  steps 1-4 (make verify)
@@ -44,8 +48,8 @@ go_packages() {
   {
     # upstream packages changed by the patch series
     git -C "${FP_TREE}" diff --name-only "${FP_BASE_REF}" "$(fp_last_patch_commit)" -- '*.go'
-    # our new packages
-    fp::overlay_files | grep '\.go$' || true
+    # our new packages, but the e2e suite, which needs a cluster (make e2e)
+    fp::overlay_files | grep '\.go$' | grep -v '^test/e2e_fileprobe/' || true
   } | xargs -r -n1 dirname | LC_ALL=C sort -u | sed 's|^|./|'
   # packages listed by hand (tests a patch affects outside its own package)
   if [[ -f "${FP_ROOT}/hack/test-packages.txt" ]]; then
@@ -75,6 +79,12 @@ fuzz_short() {
   (cd "${FP_TREE}" && GOFLAGS=-buildvcs=false go test -run '^$' -fuzz FuzzProbeStaysInVolume -fuzztime 20s ./pkg/probe/file)
 }
 
+# vet_e2e compiles and vets the e2e suite, which only runs against a cluster
+# (make e2e), so that it cannot rot between e2e runs.
+vet_e2e() {
+  (cd "${FP_TREE}" && GOFLAGS=-buildvcs=false go vet ./test/e2e_fileprobe)
+}
+
 main() {
   if [[ "${1:-}" == "--unit-only" ]]; then
     "${FP_ROOT}/hack/assemble.sh"
@@ -95,8 +105,10 @@ main() {
   fp::timed "build etcd" "${FP_ROOT}/hack/etcd.sh"
   fp::timed "unit and integration tests" unit_tests
   fp::timed "fuzz the file probe resolver (short run)" fuzz_short
+  fp::timed "vet the e2e suite" vet_e2e
   fp::timed "build binaries" "${FP_ROOT}/hack/build.sh"
   fp::timed "binary smoke tests" "${FP_ROOT}/hack/test/binaries_test.sh"
+  fp::timed "e2e suite on a local node" "${FP_ROOT}/hack/e2e.sh"
   fp::log "make test: all green"
 }
 

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# make e2e: the end-to-end suite for file probes (test/e2e_fileprobe) on a real
+# single-node cluster from our binaries (hack/local-up-node.sh): etcd, our
+# kube-apiserver, kube-controller-manager, kube-scheduler and kubelet,
+# containerd and runc, locally built images. Brings the cluster up, runs the
+# suite, and always brings the cluster down again (E2E_KEEP=1 keeps it up, to
+# look around after a failure).
+#
+# Needs the binaries from `make`; builds them if they are missing.
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+readonly E2E_PKG=./test/e2e_fileprobe
+
+main() {
+  local bin="${FP_OUT}/bin" b
+  for b in kubelet kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    [[ -x "${bin}/${b}" ]] || { fp::timed "build the binaries" "${FP_ROOT}/hack/build.sh"; break; }
+  done
+  "${FP_ROOT}/hack/assemble.sh" >/dev/null
+  if [[ "${E2E_KEEP:-}" != 1 ]]; then
+    trap 'fp::timed "local-down" "${FP_ROOT}/hack/local-up-node.sh" down' EXIT
+  fi
+  fp::timed "local-up" "${FP_ROOT}/hack/local-up-node.sh" up
+  fp::timed "e2e suite" run_suite
+}
+
+run_suite() {
+  (cd "${FP_TREE}" && FP_ROOT="${FP_ROOT}" FP_BIN="${FP_OUT}/bin" KUBECONFIG="${FP_OUT}/local/kubeconfig" \
+    GOFLAGS=-buildvcs=false go test -count=1 -timeout 30m -v "${E2E_PKG}" ${E2E_RUN:+-run "${E2E_RUN}"})
+}
+
+main "$@"

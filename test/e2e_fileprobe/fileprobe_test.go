@@ -1,0 +1,423 @@
+/*
+Copyright The kubelet-fileprobe Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2efileprobe
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+)
+
+const (
+	podTimeout = 90 * time.Second
+	// fileProbeFeature is the node feature a kubelet with the gate on declares.
+	fileProbeFeature = "FileContainerProbe"
+)
+
+// TestFileProbes runs the suite in order: first the scenarios that share the
+// node (in parallel), then, one at a time, the ones that watch node-wide
+// counters or restart components.
+func TestFileProbes(t *testing.T) {
+	t.Run("scenarios", func(t *testing.T) {
+		t.Run("ready while the file is refreshed, not ready after the writer stops", testWriterStops)
+		t.Run("never ready when the writer never starts", testWriterNeverStarts)
+		t.Run("failing liveness probe restarts the container", testLivenessRestart)
+		t.Run("deployment pods carry the probes and become ready", testDeployment)
+		t.Run("startup probe gates the liveness probe", testStartupGatesLiveness)
+		t.Run("restartable init container with a file probe", testSidecar)
+		t.Run("writer and probe in different containers", testWriterInOtherContainer)
+		t.Run("memory-backed emptyDir", testMemoryMedium)
+		t.Run("hostile pods", testHostile)
+		t.Run("kubectl explain", testExplain)
+	})
+	t.Run("file probes make no runtime calls", testNoRuntimeCalls)
+	t.Run("kubelet restart", testKubeletRestart)
+	t.Run("gate off on the kubelet", testKubeletGateOff)
+	t.Run("gate off on the apiserver", testAPIServerGateOff)
+}
+
+// testWriterStops: the first scenario of the original design, both ways. The
+// container refreshes its file for 12 seconds and stops.
+func testWriterStops(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	c := shell("app", fmt.Sprintf("i=0; while [ $i -lt 12 ]; do touch %s/probe; sleep 1; i=$((i+1)); done; sleep 3600", probeDir))
+	c.ReadinessProbe = fileProbe("probe", 3, 1, 2)
+	createPod(t, ns, podWith("writer", "", c))
+
+	waitForPod(t, ns, "writer", podTimeout, "Ready", podReady)
+	waitForPod(t, ns, "writer", podTimeout, "NotReady after the writer stopped", func(p *v1.Pod) bool { return !podReady(p) })
+	msg := waitForEvent(t, ns, "writer", "Unhealthy", "Readiness probe failed: file /probe-volume/probe last modified", 30*time.Second)
+	if !strings.HasSuffix(msg, "ago (validity 3s)") {
+		t.Errorf("the failure event does not say how old the file is against the validity: %q", msg)
+	}
+
+	out, err := kubectl("describe", "pod", "-n", ns, "writer")
+	if err != nil {
+		t.Fatalf("kubectl describe: %v\n%s", err, out)
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`\n\s+Readiness:\s+file /probe-volume/probe validity=3s delay=0s timeout=1s period=1s successThreshold=1 failureThreshold=2\n`),
+		regexp.MustCompile(`Readiness probe failed: file /probe-volume/probe last modified \d+s ago \(validity 3s\)`),
+	} {
+		if !want.MatchString(out) {
+			t.Errorf("kubectl describe pod does not show %s:\n%s", want, out)
+		}
+	}
+}
+
+// testWriterNeverStarts: the second scenario of the original design.
+func testWriterNeverStarts(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	c := shell("app", "sleep 3600")
+	c.ReadinessProbe = fileProbe("probe", 3, 1, 1)
+	createPod(t, ns, podWith("idle", "", c))
+
+	waitForEvent(t, ns, "idle", "Unhealthy", "Readiness probe failed: file /probe-volume/probe does not exist", podTimeout)
+	pod := waitForPod(t, ns, "idle", podTimeout, "running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+	if podReady(pod) {
+		t.Errorf("the pod is Ready without its probe file")
+	}
+}
+
+func testLivenessRestart(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	c := shell("app", fmt.Sprintf("i=0; while [ $i -lt 5 ]; do touch %s/probe; sleep 1; i=$((i+1)); done; sleep 3600", probeDir))
+	c.LivenessProbe = fileProbe("probe", 2, 1, 2)
+	c.LivenessProbe.TerminationGracePeriodSeconds = ptr.To[int64](1)
+	createPod(t, ns, podWith("liveness", "", c))
+
+	waitForPod(t, ns, "liveness", 2*podTimeout, "restarted", func(p *v1.Pod) bool {
+		s := containerStatus(p, "app")
+		return s != nil && s.RestartCount >= 1
+	})
+	waitForEvent(t, ns, "liveness", "Unhealthy", "Liveness probe failed: file /probe-volume/probe last modified", 10*time.Second)
+	waitForEvent(t, ns, "liveness", "Killing", "failed liveness probe, will be restarted", 10*time.Second)
+}
+
+func testDeployment(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	ctx := context.Background()
+	c := shell("app", heartbeat("probe"))
+	c.ReadinessProbe = fileProbe("probe", 5, 1, 1)
+	c.LivenessProbe = fileProbe("probe", 30, 5, 3)
+	template := podWith("", "", c)
+	labels := map[string]string{"app": "file-probed"}
+	deployment := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "file-probed"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](2),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: v1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: template.Spec},
+		},
+	}
+	if _, err := cluster.client.AppsV1().Deployments(ns).Create(ctx, deployment, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create deployment: %v", err)
+	}
+	var last *appsv1.Deployment
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, podTimeout, true, func(ctx context.Context) (bool, error) {
+		d, err := cluster.client.AppsV1().Deployments(ns).Get(ctx, "file-probed", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		last = d
+		return d.Status.ReadyReplicas == 2, nil
+	})
+	if err != nil {
+		t.Fatalf("deployment not ready: %v; status %+v", err, last.Status)
+	}
+	pods, err := cluster.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=file-probed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) != 2 {
+		t.Fatalf("%d pods, want 2", len(pods.Items))
+	}
+	for _, p := range pods.Items {
+		c := p.Spec.Containers[0]
+		if c.ReadinessProbe == nil || c.ReadinessProbe.File == nil || c.ReadinessProbe.File.Path != "/probe-volume/probe" ||
+			c.LivenessProbe == nil || c.LivenessProbe.File == nil || c.LivenessProbe.File.Validity != 30 {
+			t.Errorf("pod %s lost its file probes on the way through the controllers: %+v %+v", p.Name, c.ReadinessProbe, c.LivenessProbe)
+		}
+	}
+}
+
+// testStartupGatesLiveness: the liveness probe's file appears only after the
+// startup probe's; with failureThreshold 1, a liveness probe run before the
+// startup probe succeeded would restart the container.
+func testStartupGatesLiveness(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	c := shell("app", fmt.Sprintf("sleep 4; touch %s/started; %s", probeDir, heartbeat("alive")))
+	c.StartupProbe = fileProbe("started", 3600, 1, 60)
+	c.LivenessProbe = fileProbe("alive", 3, 1, 1)
+	createPod(t, ns, podWith("startup", "", c))
+
+	pod := waitForPod(t, ns, "startup", podTimeout, "Ready", podReady)
+	s := containerStatus(pod, "app")
+	if s.Started == nil || !*s.Started {
+		t.Errorf("Ready but not started: %+v", s)
+	}
+	// Give a wrongly ungated liveness probe time to fire.
+	time.Sleep(3 * time.Second)
+	pod = waitForPod(t, ns, "startup", podTimeout, "Ready", podReady)
+	if s := containerStatus(pod, "app"); s.RestartCount != 0 {
+		t.Errorf("the container was restarted %d times: the liveness probe ran before the startup probe succeeded", s.RestartCount)
+	}
+	waitForEvent(t, ns, "startup", "Unhealthy", "Startup probe failed: file /probe-volume/started does not exist", 10*time.Second)
+}
+
+func testSidecar(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	sidecar := shell("sidecar", heartbeat("sidecar"))
+	sidecar.RestartPolicy = ptr.To(v1.ContainerRestartPolicyAlways)
+	sidecar.ReadinessProbe = fileProbe("sidecar", 5, 1, 1)
+	sidecar.StartupProbe = fileProbe("sidecar", 5, 1, 30)
+	pod := podWith("sidecar", "", shell("app", "sleep 3600"))
+	pod.Spec.InitContainers = []v1.Container{sidecar}
+	createPod(t, ns, pod)
+
+	pod = waitForPod(t, ns, "sidecar", podTimeout, "Ready", podReady)
+	if s := containerStatus(pod, "sidecar"); !s.Ready || s.Started == nil || !*s.Started {
+		t.Errorf("sidecar status: %+v", s)
+	}
+}
+
+func testWriterInOtherContainer(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	app := shell("app", "sleep 3600")
+	app.ReadinessProbe = fileProbe("heartbeat", 5, 1, 1)
+	createPod(t, ns, podWith("two-containers", "", shell("writer", heartbeat("heartbeat")), app))
+
+	pod := waitForPod(t, ns, "two-containers", podTimeout, "Ready", podReady)
+	if s := containerStatus(pod, "app"); !s.Ready {
+		t.Errorf("app status: %+v", s)
+	}
+}
+
+func testMemoryMedium(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	c := shell("app", heartbeat("probe"))
+	c.ReadinessProbe = fileProbe("probe", 5, 1, 1)
+	createPod(t, ns, podWith("tmpfs", v1.StorageMediumMemory, c))
+	waitForPod(t, ns, "tmpfs", podTimeout, "Ready", podReady)
+}
+
+// testHostile: containers that, once Ready, replace their probe file with
+// something else. The validity is an hour, so only what the file is can make
+// the probe fail. The symbolic link points to a host file that this test
+// keeps fresh: a kubelet following it would report Success.
+func testHostile(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	bait := filepath.Join(t.TempDir(), "fresh-host-file")
+	if err := os.WriteFile(bait, []byte("host"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Second):
+				now := time.Now()
+				_ = os.Chtimes(bait, now, now)
+			}
+		}
+	}()
+
+	cases := map[string]struct{ replace, message string }{
+		"symlink": {
+			replace: "ln -s " + bait + " " + probeDir + "/probe",
+			message: "file /probe-volume/probe is a symbolic link (file probes never follow symbolic links), not a regular file",
+		},
+		"fifo": {
+			replace: "mkfifo " + probeDir + "/probe",
+			message: "file /probe-volume/probe is a named pipe (FIFO), not a regular file",
+		},
+		"directory": {
+			replace: "mkdir " + probeDir + "/probe",
+			message: "file /probe-volume/probe is a directory, not a regular file",
+		},
+	}
+	t.Run("swaps", func(t *testing.T) {
+		for name, c := range cases {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				container := shell("app", fmt.Sprintf("touch %[1]s/probe; while [ ! -f %[1]s/go ]; do sleep 1; done; rm %[1]s/probe; %[2]s; sleep 3600", probeDir, c.replace))
+				container.ReadinessProbe = fileProbe("probe", 3600, 1, 1)
+				// A second container tells the first to swap, once the
+				// pod had time to become Ready.
+				trigger := shell("trigger", fmt.Sprintf("sleep 15; touch %s/go; sleep 3600", probeDir))
+				createPod(t, ns, podWith(name, "", container, trigger))
+				waitForPod(t, ns, name, podTimeout, "Ready before the swap", podReady)
+				waitForPod(t, ns, name, podTimeout, "NotReady after the swap", func(p *v1.Pod) bool { return !podReady(p) })
+				waitForEvent(t, ns, name, "Unhealthy", "Readiness probe failed: "+c.message, 30*time.Second)
+			})
+		}
+	})
+	healthz, err := cluster.client.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", cluster.node, "proxy", "healthz").DoRaw(context.Background())
+	if err != nil || string(healthz) != "ok" {
+		t.Errorf("kubelet healthz after the hostile pods: %q %v", healthz, err)
+	}
+}
+
+func testExplain(t *testing.T) {
+	t.Parallel()
+	out, err := kubectl("explain", "pod.spec.containers.readinessProbe.file")
+	if err != nil {
+		t.Fatalf("kubectl explain: %v\n%s", err, out)
+	}
+	for _, want := range []string{"FIELD: file <FileAction>", "path\t<string> -required-", "validity\t<integer> -required-"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("kubectl explain does not show %q:\n%s", want, out)
+		}
+	}
+}
+
+// testNoRuntimeCalls watches the kubelet's count of CRI ExecSync calls while
+// only file probes run (every second, in three pods), then runs an exec
+// probe as the control.
+func testNoRuntimeCalls(t *testing.T) {
+	ns := namespace(t)
+	heartbeatPods(t, ns, "file", 3)
+
+	execSync := func() float64 {
+		return kubeletMetric(t, "metrics", "kubelet_runtime_operations_total", `operation_type="exec_sync"`)
+	}
+	fileProbes := func() float64 {
+		return kubeletMetric(t, "metrics/probes", "prober_file_probe_total", `result="successful"`)
+	}
+	execBefore, fileBefore := execSync(), fileProbes()
+	time.Sleep(10 * time.Second)
+	execAfter, fileAfter := execSync(), fileProbes()
+	if execAfter != execBefore {
+		t.Errorf("kubelet_runtime_operations_total{operation_type=\"exec_sync\"} moved from %v to %v while only file probes ran", execBefore, execAfter)
+	}
+	// 3 pods x 2 probes x 10 s at period 1: about 60 probes.
+	if fileAfter-fileBefore < 30 {
+		t.Errorf("prober_file_probe_total{result=\"successful\"} moved by only %v in 10 s: the file probes did not run", fileAfter-fileBefore)
+	}
+	t.Logf("10 s of file probes: %v successful file probes, %v exec_sync calls", fileAfter-fileBefore, execAfter-execBefore)
+
+	control := shell("app", "touch /tmp/ready; sleep 3600")
+	control.ReadinessProbe = &v1.Probe{ProbeHandler: v1.ProbeHandler{Exec: &v1.ExecAction{Command: []string{"cat", "/tmp/ready"}}}, PeriodSeconds: 1}
+	createPod(t, ns, podWith("exec-control", "", control))
+	waitForPod(t, ns, "exec-control", podTimeout, "Ready", podReady)
+	if after := execSync(); after <= execAfter {
+		t.Errorf("the exec probe did not move kubelet_runtime_operations_total{operation_type=\"exec_sync\"} (%v): the counter is not watched", after)
+	}
+}
+
+// testKubeletRestart: file-probed pods keep running through a kubelet
+// restart, without restarts, and are Ready again afterwards.
+func testKubeletRestart(t *testing.T) {
+	ns := namespace(t)
+	pods := heartbeatPods(t, ns, "survivor", 2)
+	localUp(t, nil, "restart", "kubelet")
+	// Probes run for a while after the restart.
+	time.Sleep(5 * time.Second)
+	for _, name := range pods {
+		pod := waitForPod(t, ns, name, podTimeout, "Ready after the kubelet restart", podReady)
+		if s := containerStatus(pod, "app"); s.RestartCount != 0 {
+			t.Errorf("%s was restarted %d times across the kubelet restart", pod.Name, s.RestartCount)
+		}
+	}
+}
+
+// testKubeletGateOff restarts the kubelet with the gate off: the node stops
+// declaring the feature, the scheduler keeps file-probed pods away and says
+// why, and the kubelet rejects a pod bound to it directly. With the gate on
+// again, the pending pod is scheduled and becomes Ready.
+func testKubeletGateOff(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	localUp(t, []string{"FILEPROBE_GATE=false"}, "restart", "kubelet")
+	restored := false
+	t.Cleanup(func() {
+		if !restored {
+			localUp(t, nil, "restart", "kubelet")
+		}
+	})
+	err := wait.PollUntilContextTimeout(ctx, time.Second, time.Minute, true, func(ctx context.Context) (bool, error) {
+		node, err := cluster.client.CoreV1().Nodes().Get(ctx, cluster.node, metav1.GetOptions{})
+		return err == nil && nodeReady(node) && !slices.Contains(node.Status.DeclaredFeatures, fileProbeFeature), nil
+	})
+	if err != nil {
+		t.Fatalf("the node still declares %s with the kubelet's gate off: %v", fileProbeFeature, err)
+	}
+
+	c := shell("app", heartbeat("probe"))
+	c.ReadinessProbe = fileProbe("probe", 5, 1, 1)
+	createPod(t, ns, podWith("pending", "", c))
+	waitForEvent(t, ns, "pending", "FailedScheduling", "node(s) didn't match Pod's required features", podTimeout)
+	if pod, err := cluster.client.CoreV1().Pods(ns).Get(ctx, "pending", metav1.GetOptions{}); err != nil || pod.Spec.NodeName != "" {
+		t.Fatalf("the file-probed pod was bound to the node without the feature: %v %v", pod.Spec.NodeName, err)
+	}
+
+	bound := podWith("bound", "", c)
+	bound.Spec.NodeName = cluster.node
+	createPod(t, ns, bound)
+	pod := waitForPod(t, ns, "bound", podTimeout, "rejected by the kubelet", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+	if pod.Status.Reason != "PodFeatureUnsupported" {
+		t.Errorf("the kubelet rejected the bound pod with reason %q, want PodFeatureUnsupported (%s)", pod.Status.Reason, pod.Status.Message)
+	}
+
+	localUp(t, nil, "restart", "kubelet")
+	restored = true
+	waitForPod(t, ns, "pending", 2*podTimeout, "scheduled and Ready once the kubelet declares the feature", podReady)
+}
+
+// testAPIServerGateOff restarts the apiserver with the gate off: a new pod
+// with a file probe is rejected, naming the gate.
+func testAPIServerGateOff(t *testing.T) {
+	ns := namespace(t)
+	localUp(t, []string{"APISERVER_FILEPROBE_GATE=false"}, "restart", "kube-apiserver")
+	t.Cleanup(func() { localUp(t, nil, "restart", "kube-apiserver") })
+
+	c := shell("app", heartbeat("probe"))
+	c.ReadinessProbe = fileProbe("probe", 5, 1, 1)
+	_, err := cluster.client.CoreV1().Pods(ns).Create(context.Background(), podWith("rejected", "", c), metav1.CreateOptions{})
+	if err == nil {
+		t.Fatal("the apiserver accepted a file probe with its gate off")
+	}
+	for _, want := range []string{"spec.containers[0].readinessProbe.file", "FileContainerProbe"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the rejection does not name %q: %v", want, err)
+		}
+	}
+}

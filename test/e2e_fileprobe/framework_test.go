@@ -1,0 +1,364 @@
+/*
+Copyright The kubelet-fileprobe Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package e2efileprobe is the end-to-end suite for file probes. It runs
+// against the single-node cluster of hack/local-up-node.sh (etcd, our
+// kube-apiserver, kube-controller-manager, kube-scheduler and kubelet,
+// containerd and runc, locally built images), which `make e2e` brings up.
+// Nothing here is faked, and nothing is skipped: a part of the stack that
+// does not work fails the suite.
+package e2efileprobe
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+)
+
+const (
+	// busyboxImage is built from Debian's busybox-static by the local stack
+	// and imported into containerd: no registry is reachable.
+	busyboxImage = "localhost/busybox:fileprobe"
+	// probeVolume is the emptyDir volume the probe files live in, mounted
+	// at probeDir in the containers.
+	probeVolume = "probe-volume"
+	probeDir    = "/probe-dir"
+)
+
+// env is the cluster the suite runs against.
+type env struct {
+	root       string // the repository
+	bin        string // our binaries
+	kubeconfig string
+	client     kubernetes.Interface
+	node       string
+}
+
+var cluster *env
+
+func TestMain(m *testing.M) {
+	e, err := newEnv()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: the local cluster is not usable (run `make local-up`, or `make e2e` which does): %v\n", err)
+		os.Exit(1)
+	}
+	cluster = e
+	os.Exit(m.Run())
+}
+
+func newEnv() (*env, error) {
+	root := os.Getenv("FP_ROOT")
+	if root == "" {
+		return nil, fmt.Errorf("FP_ROOT (the repository root) is not set")
+	}
+	e := &env{
+		root:       root,
+		bin:        envOr("FP_BIN", filepath.Join(root, "_output", "bin")),
+		kubeconfig: envOr("KUBECONFIG", filepath.Join(root, "_output", "local", "kubeconfig")),
+	}
+	config, err := clientcmd.BuildConfigFromFlags("", e.kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	config.QPS, config.Burst = 50, 100
+	if e.client, err = kubernetes.NewForConfig(config); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		nodes, err := e.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil || len(nodes.Items) != 1 {
+			return false, nil
+		}
+		e.node = nodes.Items[0].Name
+		return nodeReady(&nodes.Items[0]), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("no Ready node: %w", err)
+	}
+	return e, nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func nodeReady(node *v1.Node) bool {
+	for _, c := range node.Status.Conditions {
+		if c.Type == v1.NodeReady {
+			return c.Status == v1.ConditionTrue
+		}
+	}
+	return false
+}
+
+var nonDNSLabel = regexp.MustCompile(`[^a-z0-9]+`)
+
+// namespace creates a namespace for one test and deletes it afterwards.
+func namespace(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	name := strings.Trim(nonDNSLabel.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
+	if len(name) > 50 {
+		name = strings.TrimRight(name[:50], "-")
+	}
+	name += "-" + fmt.Sprint(time.Now().UnixNano()%100000)
+	ns, err := cluster.client.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create namespace: %v", err)
+	}
+	// Pods need the namespace's default service account.
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := cluster.client.CoreV1().ServiceAccounts(ns.Name).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("no default service account in %s: %v", ns.Name, err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpNamespace(t, ns.Name)
+		}
+		_ = cluster.client.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+	})
+	return ns.Name
+}
+
+// dumpNamespace logs the pods and events of a failed test.
+func dumpNamespace(t *testing.T, ns string) {
+	out, err := kubectl("get", "pods,events", "-n", ns, "-o", "wide")
+	t.Logf("pods and events in %s (%v):\n%s", ns, err, out)
+}
+
+// kubectl runs our kubectl against the cluster and returns its output.
+func kubectl(args ...string) (string, error) {
+	cmd := exec.Command(filepath.Join(cluster.bin, "kubectl"), append([]string{"--kubeconfig", cluster.kubeconfig}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// fileProbe returns a file probe handler probing /probe-volume/<file>.
+func fileProbe(file string, validity int32, periodSeconds, failureThreshold int32) *v1.Probe {
+	return &v1.Probe{
+		ProbeHandler:     v1.ProbeHandler{File: &v1.FileAction{Path: "/" + probeVolume + "/" + file, Validity: validity}},
+		PeriodSeconds:    periodSeconds,
+		FailureThreshold: failureThreshold,
+	}
+}
+
+// shell returns a busybox container running script with the probe volume
+// mounted at /probe-dir.
+func shell(name, script string) v1.Container {
+	return v1.Container{
+		Name:            name,
+		Image:           busyboxImage,
+		ImagePullPolicy: v1.PullNever,
+		Command:         []string{"/bin/sh", "-c", script},
+		VolumeMounts:    []v1.VolumeMount{{Name: probeVolume, MountPath: probeDir}},
+	}
+}
+
+// heartbeat is a script refreshing /probe-dir/<file> every second, forever.
+func heartbeat(file string) string {
+	return fmt.Sprintf("while true; do touch %s/%s; sleep 1; done", probeDir, file)
+}
+
+// podWith returns a pod with the probe volume and the given containers.
+func podWith(name string, medium v1.StorageMedium, containers ...v1.Container) *v1.Pod {
+	return &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1.PodSpec{
+			Containers:                    containers,
+			TerminationGracePeriodSeconds: ptr.To[int64](1),
+			Volumes: []v1.Volume{{
+				Name:         probeVolume,
+				VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{Medium: medium}},
+			}},
+		},
+	}
+}
+
+// heartbeatPods creates n pods named <prefix>-<i> whose container refreshes
+// its probe file every second, probed by readiness and liveness file probes
+// every second, and waits until they are Ready. It returns their names.
+func heartbeatPods(t *testing.T, ns, prefix string, n int) []string {
+	t.Helper()
+	var names []string
+	for i := 0; i < n; i++ {
+		c := shell("app", heartbeat("probe"))
+		c.ReadinessProbe = fileProbe("probe", 5, 1, 1)
+		c.LivenessProbe = fileProbe("probe", 5, 1, 3)
+		names = append(names, fmt.Sprintf("%s-%d", prefix, i))
+		createPod(t, ns, podWith(names[i], "", c))
+	}
+	for _, name := range names {
+		waitForPod(t, ns, name, podTimeout, "Ready", podReady)
+	}
+	return names
+}
+
+func createPod(t *testing.T, ns string, pod *v1.Pod) *v1.Pod {
+	t.Helper()
+	created, err := cluster.client.CoreV1().Pods(ns).Create(context.Background(), pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create pod %s: %v", pod.Name, err)
+	}
+	return created
+}
+
+// waitForPod polls the pod until cond holds, and fails the test with the
+// last state seen otherwise.
+func waitForPod(t *testing.T, ns, name string, timeout time.Duration, what string, cond func(*v1.Pod) bool) *v1.Pod {
+	t.Helper()
+	var last *v1.Pod
+	err := wait.PollUntilContextTimeout(context.Background(), 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		pod, err := cluster.client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			if apierrors.IsNotFound(err) {
+				return false, err
+			}
+			return false, nil
+		}
+		last = pod
+		return cond(pod), nil
+	})
+	if err != nil {
+		var status any
+		if last != nil {
+			status = last.Status
+		}
+		t.Fatalf("pod %s/%s: %s: not within %v: %v; last status: %+v", ns, name, what, timeout, err, status)
+	}
+	return last
+}
+
+func podReady(pod *v1.Pod) bool {
+	return podCondition(pod, v1.PodReady)
+}
+
+func podCondition(pod *v1.Pod, t v1.PodConditionType) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == t {
+			return c.Status == v1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func containerStatus(pod *v1.Pod, name string) *v1.ContainerStatus {
+	for _, list := range [][]v1.ContainerStatus{pod.Status.ContainerStatuses, pod.Status.InitContainerStatuses} {
+		for i := range list {
+			if list[i].Name == name {
+				return &list[i]
+			}
+		}
+	}
+	return nil
+}
+
+// waitForEvent waits for an event about the object whose reason is reason
+// and whose message contains substr, and returns its message.
+func waitForEvent(t *testing.T, ns, object, reason, substr string, timeout time.Duration) string {
+	t.Helper()
+	var message string
+	var seen []string
+	selector := fields.Set{"involvedObject.name": object, "reason": reason}.AsSelector().String()
+	err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		events, err := cluster.client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: selector})
+		if err != nil {
+			return false, nil
+		}
+		seen = seen[:0]
+		for _, e := range events.Items {
+			seen = append(seen, e.Message)
+			if strings.Contains(e.Message, substr) {
+				message = e.Message
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("no %s event for %s/%s containing %q within %v; %s events seen: %q", reason, ns, object, substr, timeout, reason, seen)
+	}
+	return message
+}
+
+// kubeletMetric sums the samples of a counter in one of the kubelet's
+// metrics endpoints (metrics or metrics/probes), read through the
+// apiserver's node proxy, over the samples whose labels contain every
+// label="value" pair of match.
+func kubeletMetric(t *testing.T, endpoint, name string, match ...string) float64 {
+	t.Helper()
+	raw, err := cluster.client.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", cluster.node, "proxy", endpoint).DoRaw(context.Background())
+	if err != nil {
+		t.Fatalf("read the kubelet's /%s: %v", endpoint, err)
+	}
+	var sum float64
+	for _, line := range strings.Split(string(raw), "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		matches := true
+		for _, m := range match {
+			matches = matches && strings.Contains(line, m)
+		}
+		if !matches {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		sum += v
+	}
+	return sum
+}
+
+// localUp runs hack/local-up-node.sh with the given arguments and
+// environment, e.g. to restart the kubelet with its gate off.
+func localUp(t *testing.T, env []string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(cluster.root, "hack", "local-up-node.sh"), args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("hack/local-up-node.sh %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	t.Logf("hack/local-up-node.sh %s:\n%s", strings.Join(args, " "), out)
+}
