@@ -12,14 +12,18 @@ main() {
   version=$(fp::tree_dep_version "${FP_TREE}" go.etcd.io/etcd/server/v3)
   [[ -n "${version}" ]] || fp::die "the tree does not pin go.etcd.io/etcd/server/v3"
   local bin="${FP_OUT}/bin/etcd"
-  if [[ -x "${bin}" ]] && "${bin}" --version 2>/dev/null | grep -q "etcd Version: ${version#v}\$"; then
+  # No pipes into grep -q or head here: with pipefail, the SIGPIPE they can
+  # cause in etcd would fail the script (exit 141).
+  local out
+  if [[ -x "${bin}" ]] && out=$("${bin}" --version 2>/dev/null) && [[ $'\n'"${out}"$'\n' == *$'\n'"etcd Version: ${version#v}"$'\n'* ]]; then
     fp::log "etcd ${version} already built"
     return
   fi
   fp::log "building etcd ${version}"
   mkdir -p "${FP_OUT}/bin"
   (cd "${FP_TREE}" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath -o "${bin}" go.etcd.io/etcd/server/v3)
-  "${bin}" --version | head -n1
+  out=$("${bin}" --version)
+  echo "${out%%$'\n'*}"
 }
 
 main "$@"

@@ -92,7 +92,7 @@ install_debs() {
   local -a missing=()
   local p
   for p in "${FP_NODE_DEBS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == "install ok installed" ]] || missing+=("$p")
   done
   ((${#missing[@]} == 0)) && return
   fp::log "installing Debian packages: ${missing[*]}"

@@ -38,7 +38,7 @@ fp::die() { printf '!!! %s\n' "$*" >&2; exit 1; }
 
 # fp::upstream_version prints the pinned k8s.io/kubernetes version (e.g. v1.37.1).
 fp::upstream_version() {
-  (cd "${FP_ROOT}" && go mod edit -json | sed -n '/"Path": "k8s.io\/kubernetes"/{n;s/.*"Version": "\(.*\)".*/\1/p;}' | head -n1)
+  (cd "${FP_ROOT}" && go mod edit -json | sed -n '/"Path": "k8s.io\/kubernetes"/{n;s/.*"Version": "\(.*\)".*/\1/p;q;}')
 }
 
 # fp::staging_modules prints "path version" for every k8s.io staging module pinned in go.mod.

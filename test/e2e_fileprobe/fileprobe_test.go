@@ -28,6 +28,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -49,10 +50,12 @@ func TestFileProbes(t *testing.T) {
 		t.Run("never ready when the writer never starts", testWriterNeverStarts)
 		t.Run("failing liveness probe restarts the container", testLivenessRestart)
 		t.Run("deployment pods carry the probes and become ready", testDeployment)
+		t.Run("job pods carry the probes", testJob)
 		t.Run("startup probe gates the liveness probe", testStartupGatesLiveness)
 		t.Run("restartable init container with a file probe", testSidecar)
 		t.Run("writer and probe in different containers", testWriterInOtherContainer)
 		t.Run("memory-backed emptyDir", testMemoryMedium)
+		t.Run("the first heartbeat wakes the probe up", testInstantReadiness)
 		t.Run("hostile pods", testHostile)
 		t.Run("kubectl explain", testExplain)
 	})
@@ -171,6 +174,53 @@ func testDeployment(t *testing.T) {
 	}
 }
 
+// testJob: a Job's pod carries its file probe through the job controller,
+// becomes Ready while it works, and completes.
+func testJob(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	ctx := context.Background()
+	c := shell("work", fmt.Sprintf("i=0; while [ $i -lt 8 ]; do touch %s/probe; sleep 1; i=$((i+1)); done", probeDir))
+	c.ReadinessProbe = fileProbe("probe", 5, 1, 1)
+	template := podWith("", "", c)
+	template.Spec.RestartPolicy = v1.RestartPolicyNever
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "file-probed"},
+		Spec: batchv1.JobSpec{
+			BackoffLimit: ptr.To[int32](0),
+			Template:     v1.PodTemplateSpec{Spec: template.Spec},
+		},
+	}
+	if _, err := cluster.client.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create job: %v", err)
+	}
+	var ready, complete bool
+	var last *batchv1.Job
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, podTimeout, true, func(ctx context.Context) (bool, error) {
+		j, err := cluster.client.BatchV1().Jobs(ns).Get(ctx, "file-probed", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		last = j
+		ready = ready || ptr.Deref(j.Status.Ready, 0) == 1
+		complete = j.Status.Succeeded == 1
+		return complete, nil
+	})
+	if err != nil {
+		t.Fatalf("job not complete: %v; status %+v", err, last.Status)
+	}
+	if !ready {
+		t.Errorf("the job's pod was never seen Ready while it worked")
+	}
+	pods, err := cluster.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=file-probed"})
+	if err != nil || len(pods.Items) != 1 {
+		t.Fatalf("job pods: %v, %v", len(pods.Items), err)
+	}
+	if p := pods.Items[0].Spec.Containers[0].ReadinessProbe; p == nil || p.File == nil || p.File.Path != "/probe-volume/probe" {
+		t.Errorf("the job's pod lost its file probe on the way through the job controller: %+v", p)
+	}
+}
+
 // testStartupGatesLiveness: the liveness probe's file appears only after the
 // startup probe's; with failureThreshold 1, a liveness probe run before the
 // startup probe succeeded would restart the container.
@@ -233,6 +283,33 @@ func testMemoryMedium(t *testing.T) {
 	c.ReadinessProbe = fileProbe("probe", 5, 1, 1)
 	createPod(t, ns, podWith("tmpfs", v1.StorageMediumMemory, c))
 	waitForPod(t, ns, "tmpfs", podTimeout, "Ready", podReady)
+}
+
+// testInstantReadiness: the writer starts 8 s after the container, the
+// readiness probe's period is 60 s, so a periodic probe would make the pod
+// Ready about a minute after it started; watching the file makes it Ready
+// on the first heartbeat.
+func testInstantReadiness(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	c := shell("app", "sleep 8; "+heartbeat("probe"))
+	c.ReadinessProbe = fileProbe("probe", 30, 60, 1)
+	createPod(t, ns, podWith("instant", "", c))
+
+	pod := waitForPod(t, ns, "instant", podTimeout, "Ready", podReady)
+	started := containerStatus(pod, "app").State.Running.StartedAt.Time
+	var ready time.Time
+	for _, cond := range pod.Status.Conditions {
+		if cond.Type == v1.PodReady {
+			ready = cond.LastTransitionTime.Time
+		}
+	}
+	// The API's timestamps have a resolution of a second.
+	if delay := ready.Sub(started); delay < 7*time.Second || delay > 30*time.Second {
+		t.Errorf("Ready %v after the container started; the first heartbeat was 8 s after it and the next period 60 s", delay)
+	} else {
+		t.Logf("Ready %v after the container started (first heartbeat after 8 s, period 60 s)", delay)
+	}
 }
 
 // testHostile: containers that, once Ready, replace their probe file with

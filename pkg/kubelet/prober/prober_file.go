@@ -19,14 +19,18 @@ package prober
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/component-base/metrics"
 	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/pkg/features"
+	"k8s.io/kubernetes/pkg/kubelet/prober/filewatch"
 	"k8s.io/kubernetes/pkg/kubelet/prober/results"
 	"k8s.io/kubernetes/pkg/probe"
 	fileprobe "k8s.io/kubernetes/pkg/probe/file"
@@ -43,6 +47,17 @@ var FileProbes = metrics.NewCounterVec(
 		StabilityLevel: metrics.ALPHA,
 	},
 	[]string{"probe_type", "result"},
+)
+
+// FileProbeWatchFallbacks counts file probes that stay periodic because their
+// file's directory could not be watched (inotify limits, or another error).
+var FileProbeWatchFallbacks = metrics.NewCounter(
+	&metrics.CounterOpts{
+		Subsystem:      "prober",
+		Name:           "file_probe_watch_fallbacks_total",
+		Help:           "Cumulative number of file probes that could not watch their file for changes and stay periodic.",
+		StabilityLevel: metrics.ALPHA,
+	},
 )
 
 // FileProbeDisabledReason is the reason of the event recorded when a pod with
@@ -76,6 +91,13 @@ type fileProber struct {
 	targets sync.Map
 	// trackMu serializes track and untrack (the reference counts).
 	trackMu sync.Mutex
+
+	// watcher wakes up the probes that have not succeeded yet when their
+	// file changes (one inotify instance for the kubelet, made on first use).
+	watcherOnce sync.Once
+	watcher     *filewatch.Watcher
+	// fallbackLogged is set once a watch fallback was logged.
+	fallbackLogged atomic.Bool
 }
 
 // fileTarget is what a probe worker caches about its file probe.
@@ -88,6 +110,25 @@ type fileTarget struct {
 	refs int
 	// disabledReported is set once the gate-off event was recorded.
 	disabledReported atomic.Bool
+
+	// watchMu guards watch and watchFailed.
+	watchMu sync.Mutex
+	// watch wakes the worker up when the file changes, while its probe has
+	// not succeeded.
+	watch *filewatch.Subscription
+	// watchFailed is set when the file could not be watched: the probe
+	// stays periodic.
+	watchFailed bool
+}
+
+// cancelWatch releases the entry's watch, if any.
+func (e *fileTarget) cancelWatch() {
+	e.watchMu.Lock()
+	defer e.watchMu.Unlock()
+	if e.watch != nil {
+		e.watch.Cancel()
+		e.watch = nil
+	}
 }
 
 // track is called when a probe worker starts. For a file probe, it resolves
@@ -120,6 +161,7 @@ func (f *fileProber) untrack(spec *v1.Probe) {
 		e := v.(*fileTarget)
 		if e.refs--; e.refs <= 0 {
 			f.targets.Delete(spec.File)
+			e.cancelWatch()
 		}
 	}
 }
@@ -237,4 +279,77 @@ func fileProbeDisabledConsequence(probeType probeType) string {
 	default:
 		return "the container is not restarted because of it"
 	}
+}
+
+// watchUntilSuccess is called by a probe worker after each probe. While a
+// readiness or startup file probe has not succeeded, it watches the probe
+// file, and a change of the file (a heartbeat) makes the worker probe at
+// once instead of at its next period; once the probe succeeded, the watch is
+// released, and failures are detected periodically as with every probe.
+// Liveness probes are never watched. A file below a directory of the volume
+// is not watched (the directory is the container's), nor is one whose
+// directory cannot be watched: those probes stay periodic.
+func (f *fileProber) watchUntilSuccess(ctx context.Context, w *worker) {
+	if w.spec.File == nil || w.probeType == liveness || !utilfeature.DefaultFeatureGate.Enabled(features.FileContainerProbe) {
+		return
+	}
+	e := f.tracked(w.spec.File, w.pod.UID)
+	if e == nil || e.err != nil {
+		return
+	}
+	dir, name, ok := e.target.WatchPath()
+	if !ok {
+		return
+	}
+	succeeded := false
+	if !w.containerID.IsEmpty() {
+		result, found := w.resultsManager.Get(w.containerID)
+		succeeded = found && result == results.Success
+	}
+	e.watchMu.Lock()
+	defer e.watchMu.Unlock()
+	logger := klog.FromContext(ctx)
+	// On hold, the worker waits for a new container: nothing to wake up.
+	if succeeded || w.onHold {
+		if e.watch != nil {
+			e.watch.Cancel()
+			e.watch = nil
+			logger.V(4).Info("File probe succeeded, no longer watching its file", "probeType", w.probeType, "pod", klog.KObj(w.pod), "containerName", w.container.Name, "path", w.spec.File.Path)
+		}
+		return
+	}
+	if e.watch != nil || e.watchFailed {
+		return
+	}
+	trigger := w.manualTriggerCh
+	sub, err := f.fileWatcher(logger).Watch(filepath.Join(f.podsDir, dir), name, func() {
+		select {
+		case trigger <- struct{}{}:
+		default: // a probe is due already
+		}
+	})
+	switch {
+	case err == nil:
+		e.watch = sub
+		logger.V(4).Info("Watching the file of a file probe until it succeeds", "probeType", w.probeType, "pod", klog.KObj(w.pod), "containerName", w.container.Name, "path", w.spec.File.Path)
+	case errors.Is(err, filewatch.ErrNotSetUp):
+		// The volume is not set up yet: try again after the next probe.
+	default:
+		e.watchFailed = true
+		FileProbeWatchFallbacks.Inc()
+		if f.fallbackLogged.CompareAndSwap(false, true) {
+			logger.Info("Cannot watch the file of a file probe: it stays periodic (logged once; prober_file_probe_watch_fallbacks_total counts them)",
+				"probeType", w.probeType, "pod", klog.KObj(w.pod), "containerName", w.container.Name, "path", w.spec.File.Path, "err", err)
+		} else {
+			logger.V(4).Info("Cannot watch the file of a file probe: it stays periodic", "pod", klog.KObj(w.pod), "containerName", w.container.Name, "err", err)
+		}
+	}
+}
+
+// fileWatcher returns the kubelet's file watcher.
+func (f *fileProber) fileWatcher(logger klog.Logger) *filewatch.Watcher {
+	f.watcherOnce.Do(func() {
+		f.watcher = filewatch.New(logger.WithName("filewatch"))
+	})
+	return f.watcher
 }

@@ -37,6 +37,7 @@ import (
 	"k8s.io/component-base/metrics"
 	"k8s.io/component-base/metrics/testutil"
 	apitest "k8s.io/cri-api/pkg/apis/testing"
+	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
 	"k8s.io/kubernetes/pkg/features"
 	kubecontainer "k8s.io/kubernetes/pkg/kubelet/container"
@@ -533,6 +534,127 @@ func TestFileProbeMetrics(t *testing.T) {
 		if got != want.count {
 			t.Errorf("prober_file_probe_total{probe_type=%q,result=%q} = %v, want %v", want.probeType, want.result, got, want.count)
 		}
+	}
+}
+
+// startWorker registers the worker with its manager and runs it, without the
+// start-up jitter; the returned function stops it and waits for it.
+func (f *fileProbeFixture) startWorker(t *testing.T, ctx context.Context, w *worker) (stop func()) {
+	t.Helper()
+	f.m.start = time.Now().Add(-time.Hour) // no jitter: the kubelet did not just start
+	f.m.workerLock.Lock()
+	f.m.workers[probeKey{w.pod.UID, w.container.Name, w.probeType}] = w
+	f.m.workerLock.Unlock()
+	done := make(chan struct{})
+	go func() {
+		w.run(ctx)
+		close(done)
+	}()
+	return func() {
+		w.stop()
+		select {
+		case <-done:
+		case <-time.After(wait.ForeverTestTimeout):
+			t.Fatal("the worker did not stop")
+		}
+	}
+}
+
+// waitUntil polls cond for up to 5 seconds.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	if err := wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, 5*time.Second, true, func(context.Context) (bool, error) {
+		return cond(), nil
+	}); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// TestFileProbeWatchWakesUp: with a period of a minute, a readiness or
+// startup file probe succeeds as soon as its file appears, then releases its
+// watch; liveness probes and files below a directory of the volume are
+// never watched.
+func TestFileProbeWatchWakesUp(t *testing.T) {
+	setFileProbeGate(t, true)
+	for _, probeType := range []probeType{readiness, startup} {
+		t.Run(probeType.String(), func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			f := newFileProbeFixture(t)
+			f.m.prober.file.now = nil // the real clock: inotify reports real changes
+			w := f.newFileProbeWorker(t, probeType, fileHandler(testFileProbePath))
+			w.spec.PeriodSeconds = 60
+			w.spec.FailureThreshold = 100 // a failed startup probe holds the worker until a restart
+			watcher := f.m.prober.file.fileWatcher(klog.FromContext(ctx))
+			stop := f.startWorker(t, ctx, w)
+			defer stop()
+
+			waitUntil(t, "the file is watched after the first probe", func() bool { return watcher.Watched() == 1 })
+			if r, _ := resultsManager(f.m, probeType).Get(testContainerID); r == results.Success {
+				t.Fatalf("the probe succeeded without its file")
+			}
+			start := time.Now()
+			if err := os.WriteFile(filepath.Join(f.volume, "probe"), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, "the probe succeeds well before its next period", func() bool {
+				r, ok := resultsManager(f.m, probeType).Get(testContainerID)
+				return ok && r == results.Success
+			})
+			t.Logf("%s probe succeeded %v after the file appeared (period 60s)", probeType, time.Since(start))
+			waitUntil(t, "the watch is released", func() bool { return watcher.Watched() == 0 })
+		})
+	}
+
+	t.Run("not watched", func(t *testing.T) {
+		_, ctx := ktesting.NewTestContext(t)
+		f := newFileProbeFixture(t)
+		f.m.prober.file.now = nil
+		if err := os.Mkdir(filepath.Join(f.volume, "dir"), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		live := f.newFileProbeWorker(t, liveness, fileHandler(testFileProbePath))
+		nested := f.newFileProbeWorker(t, readiness, fileHandler("/probe-volume/dir/probe"))
+		for _, w := range []*worker{live, nested} {
+			w.doProbe(ctx)
+			expectResult(t, w, results.Failure, "missing file")
+			f.m.prober.file.watchUntilSuccess(ctx, w)
+		}
+		if got := f.m.prober.file.fileWatcher(klog.FromContext(ctx)).Watched(); got != 0 {
+			t.Errorf("%d directories watched, want none", got)
+		}
+	})
+}
+
+// TestFileProbeWatchFallback: a file whose directory cannot be watched (here,
+// a path component is not a directory; exhausted inotify limits are tested
+// in package filewatch) stays periodic: the probe runs and
+// fails as usual, the fallback is counted, and no watch is retried.
+func TestFileProbeWatchFallback(t *testing.T) {
+	setFileProbeGate(t, true)
+	registry := metrics.NewKubeRegistry()
+	registry.MustRegister(FileProbeWatchFallbacks)
+	FileProbeWatchFallbacks.Reset()
+	_, ctx := ktesting.NewTestContext(t)
+	f := newFileProbeFixture(t)
+	// <pod dir>/volumes is a file: inotify_add_watch fails with ENOTDIR.
+	volumes := filepath.Dir(filepath.Dir(f.volume))
+	if err := os.RemoveAll(volumes); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(volumes, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := f.newFileProbeWorker(t, readiness, fileHandler(testFileProbePath))
+	for i := 0; i < 3; i++ {
+		w.doProbe(ctx)
+		f.m.prober.file.watchUntilSuccess(ctx, w)
+	}
+	expectResult(t, w, results.Failure, "unwatchable")
+	if got, err := testutil.GetCounterMetricValue(FileProbeWatchFallbacks); err != nil || got != 1 {
+		t.Errorf("prober_file_probe_watch_fallbacks_total = %v (%v), want 1", got, err)
+	}
+	if e := f.m.prober.file.tracked(w.spec.File, w.pod.UID); e == nil || !e.watchFailed || e.watch != nil {
+		t.Errorf("the probe is not marked periodic-only: %+v", e)
 	}
 }
 

@@ -77,6 +77,9 @@ type Target struct {
 	// (/<volume>/<file>): then the only path component the container
 	// controls is the last one.
 	direct bool
+	// volumeDir and name are the volume directory relative to the pods
+	// directory, and the file's name in it, when direct.
+	volumeDir, name string
 }
 
 // NewTarget checks a probe path of the form /<volume>/<file> (the apiserver
@@ -105,7 +108,20 @@ func NewTarget(podUID, path string) (*Target, error) {
 		volumeRel: append([]byte(volumeRel), 0),
 		volume:    segments[0],
 		direct:    len(segments) == 2,
+		volumeDir: volumeRel,
+		name:      segments[len(segments)-1],
 	}, nil
+}
+
+// WatchPath returns the directory to watch for changes of the target's file,
+// relative to the pods directory, and the file's name in it. It returns ok
+// false for a file below a directory of the volume: that directory belongs
+// to the container, which could make it anything, so it is not watched.
+func (t *Target) WatchPath() (dir, name string, ok bool) {
+	if !t.direct {
+		return "", "", false
+	}
+	return t.volumeDir, t.name, true
 }
 
 // String returns the probe's path as the user wrote it.

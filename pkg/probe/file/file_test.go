@@ -349,6 +349,22 @@ func TestProbePermissionDenied(t *testing.T) {
 	}
 }
 
+func TestWatchPath(t *testing.T) {
+	for _, test := range []struct {
+		path, dir, name string
+		ok              bool
+	}{
+		{"/probe-volume/probe", testUID + "/volumes/kubernetes.io~empty-dir/probe-volume", "probe", true},
+		{"/probe-volume/dir/probe", "", "", false},
+	} {
+		target, err := NewTarget(testUID, test.path)
+		must(t, err)
+		if dir, name, ok := target.WatchPath(); dir != test.dir || name != test.name || ok != test.ok {
+			t.Errorf("%s: WatchPath() = %q, %q, %v; want %q, %q, %v", test.path, dir, name, ok, test.dir, test.name, test.ok)
+		}
+	}
+}
+
 func TestNewTarget(t *testing.T) {
 	for _, tc := range []struct {
 		uid, path string
