@@ -537,11 +537,12 @@ func TestFileProbeMetrics(t *testing.T) {
 	}
 }
 
-// startWorker registers the worker with its manager and runs it, without the
-// start-up jitter; the returned function stops it and waits for it.
+// startWorker registers the worker with its manager and runs it; the
+// returned function stops it and waits for it. The manager has just started,
+// as after a kubelet restart, when workers of other probes wait for a random
+// part of their period before they first probe; file probe workers do not.
 func (f *fileProbeFixture) startWorker(t *testing.T, ctx context.Context, w *worker) (stop func()) {
 	t.Helper()
-	f.m.start = time.Now().Add(-time.Hour) // no jitter: the kubelet did not just start
 	f.m.workerLock.Lock()
 	f.m.workers[probeKey{w.pod.UID, w.container.Name, w.probeType}] = w
 	f.m.workerLock.Unlock()
