@@ -59,6 +59,11 @@ type Watcher struct {
 	// newFS makes the inotify instance, on first use; a variable for tests.
 	newFS func() (fsWatcher, error)
 
+	// errorLogged is set once a watch error was logged at the default
+	// verbosity: a container flooding its volume with events must not flood
+	// the kubelet's log with overflows.
+	errorLogged atomic.Bool
+
 	mu sync.Mutex
 	fs fsWatcher
 	// broken is why the inotify instance could not be made or failed: every
@@ -212,7 +217,11 @@ func (w *Watcher) loop(fsw fsWatcher) {
 			}
 			// An overflow loses events, not watches: the probes that missed
 			// one still run at their period.
-			w.logger.Info("File probe watch error; the probes concerned stay periodic until their next event", "err", err)
+			logger := w.logger.V(4)
+			if w.errorLogged.CompareAndSwap(false, true) {
+				logger = w.logger
+			}
+			logger.Info("File probe watch error; probes that missed an event run at their period (logged once, then at -v=4)", "err", err)
 		}
 	}
 }

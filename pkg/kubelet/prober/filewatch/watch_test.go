@@ -20,6 +20,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -292,4 +293,28 @@ func TestWatchLimits(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestWatchErrors: errors from inotify (an overflow: a container flooding
+// its volume with events) neither stop the watcher nor flood the log: the
+// first is logged, the others only at -v=4.
+func TestWatchErrors(t *testing.T) {
+	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.BufferLogs(true), ktesting.Verbosity(2)))
+	w := New(logger)
+	fake := &fakeFS{ev: make(chan fsnotify.Event), errs: make(chan error)}
+	w.newFS = func() (fsWatcher, error) { return fake, nil }
+	dir := t.TempDir()
+	var c counter
+	s, err := w.Watch(dir, "probe", c.trigger)
+	must(t, err)
+	defer s.Cancel()
+	for i := 0; i < 5; i++ {
+		fake.errs <- fsnotify.ErrEventOverflow
+	}
+	fake.ev <- fsnotify.Event{Name: filepath.Join(dir, "probe"), Op: fsnotify.Chmod}
+	c.waitFor(t, 1, "an event after errors")
+	logged := logger.GetSink().(ktesting.Underlier).GetBuffer().String()
+	if n := strings.Count(logged, "File probe watch error"); n != 1 {
+		t.Errorf("%d watch errors logged, want 1:\n%s", n, logged)
+	}
 }
