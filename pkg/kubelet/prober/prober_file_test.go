@@ -20,6 +20,7 @@ package prober
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -624,6 +625,43 @@ func TestFileProbeWatchWakesUp(t *testing.T) {
 			t.Errorf("%d directories watched, want none", got)
 		}
 	})
+}
+
+// TestFileProbeWatchPodChurn: pods come and go through the probe manager;
+// their watches and cached targets go with them.
+func TestFileProbeWatchPodChurn(t *testing.T) {
+	setFileProbeGate(t, true)
+	_, ctx := ktesting.NewTestContext(t)
+	f := newFileProbeFixture(t)
+	watcher := f.m.prober.file.fileWatcher(klog.FromContext(ctx))
+	podsDir := f.m.prober.file.podsDir
+	for round := 0; round < 3; round++ {
+		var pods []*v1.Pod
+		for i := 0; i < 10; i++ {
+			pod := getTestPod()
+			pod.UID = types.UID(fmt.Sprintf("churn-%d-%d", round, i))
+			pod.Spec.Containers[0].ReadinessProbe = &v1.Probe{ProbeHandler: fileHandler(testFileProbePath), PeriodSeconds: 1}
+			pod.Spec.Containers[0].StartupProbe = &v1.Probe{ProbeHandler: fileHandler(testFileProbePath), PeriodSeconds: 1}
+			if err := os.MkdirAll(filepath.Join(podsDir, string(pod.UID), "volumes", "kubernetes.io~empty-dir", "probe-volume"), 0o750); err != nil {
+				t.Fatal(err)
+			}
+			f.m.AddPod(ctx, pod)
+			pods = append(pods, pod)
+		}
+		// Both probes of a pod share its volume directory's watch.
+		waitUntil(t, "every pod's volume is watched", func() bool { return watcher.Watched() == 10 })
+		for _, pod := range pods {
+			f.m.RemovePod(pod)
+		}
+		waitUntil(t, "the workers are gone", func() bool { return f.m.workerCount() == 0 })
+		if got := watcher.Watched(); got != 0 {
+			t.Fatalf("round %d: %d directories still watched", round, got)
+		}
+		f.m.prober.file.targets.Range(func(k, v any) bool {
+			t.Errorf("round %d: left in the cache: %v", round, k)
+			return true
+		})
+	}
 }
 
 // TestFileProbeWatchFallback: a file whose directory cannot be watched (here,
