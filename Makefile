@@ -7,7 +7,7 @@
 
 SHELL := /usr/bin/env bash
 
-.PHONY: all build tree test verify verify-patches unit-test e2e export-patches local-up local-down local-status clean help
+.PHONY: all build tree test verify verify-patches unit-test e2e bench export-patches local-up local-down local-status clean help
 
 all: build
 
@@ -42,6 +42,10 @@ export-patches:
 ## e2e: the end-to-end suite (test/e2e_fileprobe) on the local cluster: up, run, down (part of make test)
 e2e:
 	hack/e2e.sh
+
+## bench: what each probe handler costs on the local cluster (results in _output/bench/; see docs/benchmarks.md)
+bench:
+	hack/bench.sh
 
 ## local-up: (re)start a real single-node cluster from _output/bin (or FP_BIN); see docs/local-node.md
 local-up:

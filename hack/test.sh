@@ -48,8 +48,9 @@ go_packages() {
   {
     # upstream packages changed by the patch series
     git -C "${FP_TREE}" diff --name-only "${FP_BASE_REF}" "$(fp_last_patch_commit)" -- '*.go'
-    # our new packages, but the e2e suite, which needs a cluster (make e2e)
-    fp::overlay_files | grep '\.go$' | grep -v '^test/e2e_fileprobe/' || true
+    # our new packages, but the e2e suite and the benchmarks, which need a
+    # cluster (make e2e, make bench)
+    fp::overlay_files | grep '\.go$' | grep -v '^test/\(e2e\|bench\)_fileprobe/' || true
   } | xargs -r -n1 dirname | LC_ALL=C sort -u | sed 's|^|./|'
   # packages listed by hand (tests a patch affects outside its own package)
   if [[ -f "${FP_ROOT}/hack/test-packages.txt" ]]; then
@@ -79,10 +80,10 @@ fuzz_short() {
   (cd "${FP_TREE}" && GOFLAGS=-buildvcs=false go test -run '^$' -fuzz FuzzProbeStaysInVolume -fuzztime 20s ./pkg/probe/file)
 }
 
-# vet_e2e compiles and vets the e2e suite, which only runs against a cluster
-# (make e2e), so that it cannot rot between e2e runs.
+# vet_e2e compiles and vets the e2e suite and the benchmarks, which only run
+# against a cluster (make e2e, make bench), so that they cannot rot.
 vet_e2e() {
-  (cd "${FP_TREE}" && GOFLAGS=-buildvcs=false go vet ./test/e2e_fileprobe)
+  (cd "${FP_TREE}" && GOFLAGS=-buildvcs=false go vet ./test/e2e_fileprobe ./test/bench_fileprobe)
 }
 
 main() {
@@ -105,7 +106,7 @@ main() {
   fp::timed "build etcd" "${FP_ROOT}/hack/etcd.sh"
   fp::timed "unit and integration tests" unit_tests
   fp::timed "fuzz the file probe resolver (short run)" fuzz_short
-  fp::timed "vet the e2e suite" vet_e2e
+  fp::timed "vet the e2e suite and the benchmarks" vet_e2e
   fp::timed "build binaries" "${FP_ROOT}/hack/build.sh"
   fp::timed "binary smoke tests" "${FP_ROOT}/hack/test/binaries_test.sh"
   fp::timed "e2e suite on a local node" "${FP_ROOT}/hack/e2e.sh"

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# make bench: what probes cost, measured on the real node stack.
+#
+# So far: the per-probe cost of each handler (test/bench_fileprobe), with the
+# kubelet's own probe code against one running pod: a file probe, a bare lstat
+# of the same file (the floor), an exec probe (CRI ExecSync of `true` through
+# the kubelet's CRI client) and an httpGet probe (busybox httpd in the pod).
+# The benchmark binary runs inside the stack's mount and network namespaces,
+# where the CRI socket and the pod network are. Results: the raw `go test`
+# output and a JSON summary (medians) in _output/bench/, and a table.
+#
+#   BENCH_COUNT   runs of each benchmark (default 5); medians are quoted
+#   BENCH_KEEP=1  keep the cluster up afterwards (as E2E_KEEP)
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+readonly BENCH_OUT="${FP_OUT}/bench"
+readonly KUBECTL="${FP_OUT}/bin/kubectl"
+readonly NS_DIR="${FP_OUT}/local/ns"
+readonly HTTP_PORT=8080
+
+kubectl() { "${KUBECTL}" --kubeconfig="${FP_OUT}/local/kubeconfig" "$@"; }
+
+# target_pod starts the pod the benchmarks probe and waits until it runs.
+target_pod() {
+  kubectl delete pod probe-cost --ignore-not-found --wait=true > /dev/null
+  kubectl apply -f - > /dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata:
+  name: probe-cost
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: localhost/busybox:fileprobe
+    imagePullPolicy: Never
+    command: ["/bin/sh", "-c"]
+    args:
+    - |
+      mkdir -p /www && echo ok > /www/healthz
+      httpd -p ${HTTP_PORT} -h /www
+      while true; do touch /probe-dir/probe; sleep 1; done
+    volumeMounts:
+    - {name: probe-volume, mountPath: /probe-dir}
+  volumes:
+  - {name: probe-volume, emptyDir: {}}
+YAML
+  kubectl wait --for=condition=Ready pod/probe-cost --timeout=60s > /dev/null
+}
+
+# pod_field prints a jsonpath of the target pod.
+pod_field() { kubectl get pod probe-cost -o "jsonpath=$1"; }
+
+run_benchmarks() {
+  mkdir -p "${BENCH_OUT}"
+  local bin="${BENCH_OUT}/probecost.test"
+  (cd "${FP_TREE}" && GOFLAGS=-buildvcs=false go test -c -o "${bin}" ./test/bench_fileprobe)
+  local cid
+  cid=$(pod_field '{.status.containerStatuses[0].containerID}')
+  # Inside the namespaces: the CRI socket is in the stack's private /run, the
+  # pod IP on its bridge.
+  nsenter --mount="${NS_DIR}/mnt" --net="${NS_DIR}/net" -- env \
+    BENCH_PODS_DIR="${FP_OUT}/local/data/kubelet/pods" \
+    BENCH_POD_UID="$(pod_field '{.metadata.uid}')" \
+    BENCH_CONTAINER_ID="${cid#containerd://}" \
+    BENCH_POD_IP="$(pod_field '{.status.podIP}')" \
+    BENCH_HTTP_PORT="${HTTP_PORT}" \
+    BENCH_CRI_ENDPOINT=/run/containerd/containerd.sock \
+    "${bin}" -test.run '^$' -test.bench . -test.benchmem -test.count "${BENCH_COUNT:-5}" \
+    | tee "${BENCH_OUT}/probecost.txt"
+}
+
+# summarize writes the medians of every metric of every benchmark to
+# probecost.json and prints them as a table, with ratios to the file probe.
+summarize() {
+  awk -v date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" -v cores="$(nproc)" \
+    -v mem="$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)" '
+    function median(key,   n, i, j, t, a) {
+      n = split(vals[key], a, " ")
+      for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    /^Benchmark/ {
+      name = $1; sub(/-[0-9]+$/, "", name); sub(/^Benchmark/, "", name)
+      if (!(name in seen)) { seen[name] = 1; order[++nb] = name }
+      for (i = 3; i < NF; i += 2) {
+        unit = $(i + 1)
+        has[name, unit] = 1
+        if (!(unit in useen)) { useen[unit] = 1; units[++nu] = unit }
+        vals[name, unit] = vals[name, unit] " " $i
+      }
+    }
+    END {
+      json = "{\"date\": \"" date "\", \"cores\": " cores ", \"memory\": \"" mem "\", \"medians\": {"
+      printf "%-16s", "benchmark"; for (u = 1; u <= nu; u++) printf " %18s", units[u]; printf "\n"
+      for (b = 1; b <= nb; b++) {
+        name = order[b]; printf "%-16s", name
+        json = json (b > 1 ? ", " : "") "\"" name "\": {"
+        sep = ""
+        for (u = 1; u <= nu; u++) {
+          m = ""
+          if ((name, units[u]) in has) m = sprintf("%.10g", median(name SUBSEP units[u]))
+          printf " %18s", m
+          if (m != "") { json = json sep "\"" units[u] "\": " m; sep = ", " }
+        }
+        printf "\n"; json = json "}"
+      }
+      print json "}}" > out
+    }' out="${BENCH_OUT}/probecost.json" "${BENCH_OUT}/probecost.txt"
+  fp::log "raw results in ${BENCH_OUT}/probecost.txt, medians in ${BENCH_OUT}/probecost.json"
+}
+
+main() {
+  [[ -x "${FP_OUT}/bin/kubelet" ]] || fp::timed "build the binaries" "${FP_ROOT}/hack/build.sh"
+  "${FP_ROOT}/hack/assemble.sh" > /dev/null
+  if [[ "${BENCH_KEEP:-}" != 1 ]]; then
+    trap 'fp::timed "local-down" "${FP_ROOT}/hack/local-up-node.sh" down' EXIT
+  fi
+  fp::timed "local-up" "${FP_ROOT}/hack/local-up-node.sh" up
+  fp::timed "target pod" target_pod
+  fp::timed "per-probe cost benchmarks" run_benchmarks
+  summarize
+}
+
+main "$@"
