@@ -121,11 +121,15 @@ func newFileProbeFixture(t testing.TB) *fileProbeFixture {
 // fixture's clock.
 func (f *fileProbeFixture) writeProbeFile(t testing.TB, age time.Duration) {
 	t.Helper()
-	path := filepath.Join(f.volume, "probe")
+	writeFile(t, filepath.Join(f.volume, "probe"), f.now.Add(-age))
+}
+
+// writeFile creates an empty file last modified at mtime.
+func writeFile(t testing.TB, path string, mtime time.Time) {
+	t.Helper()
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	mtime := f.now.Add(-age)
 	if err := os.Chtimes(path, mtime, mtime); err != nil {
 		t.Fatal(err)
 	}
@@ -242,12 +246,7 @@ func TestFileProbeResults(t *testing.T) {
 		name: "symbolic link to a fresh host file",
 		setup: func(t *testing.T, f *fileProbeFixture) {
 			host := filepath.Join(t.TempDir(), "host-file")
-			if err := os.WriteFile(host, nil, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Chtimes(host, f.now, f.now); err != nil {
-				t.Fatal(err)
-			}
+			writeFile(t, host, f.now)
 			if err := os.Symlink(host, filepath.Join(f.volume, "probe")); err != nil {
 				t.Fatal(err)
 			}
@@ -258,12 +257,7 @@ func TestFileProbeResults(t *testing.T) {
 		name: "symbolic link to a host directory holding a fresh file",
 		setup: func(t *testing.T, f *fileProbeFixture) {
 			host := t.TempDir()
-			if err := os.WriteFile(filepath.Join(host, "probe"), nil, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Chtimes(filepath.Join(host, "probe"), f.now, f.now); err != nil {
-				t.Fatal(err)
-			}
+			writeFile(t, filepath.Join(host, "probe"), f.now)
 			if err := os.Symlink(host, filepath.Join(f.volume, "dir")); err != nil {
 				t.Fatal(err)
 			}
