@@ -111,12 +111,7 @@ summarize() {
 }
 
 main() {
-  [[ -x "${FP_OUT}/bin/kubelet" ]] || fp::timed "build the binaries" "${FP_ROOT}/hack/build.sh"
-  "${FP_ROOT}/hack/assemble.sh" > /dev/null
-  if [[ "${BENCH_KEEP:-}" != 1 ]]; then
-    trap 'fp::timed "local-down" "${FP_ROOT}/hack/local-up-node.sh" down' EXIT
-  fi
-  fp::timed "local-up" "${FP_ROOT}/hack/local-up-node.sh" up
+  fp::local_cluster_up "${BENCH_KEEP:-}"
   fp::timed "target pod" target_pod
   fp::timed "per-probe cost benchmarks" run_benchmarks
   summarize

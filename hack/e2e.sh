@@ -12,15 +12,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 readonly E2E_PKG=./test/e2e_fileprobe
 
 main() {
-  local bin="${FP_OUT}/bin" b
-  for b in kubelet kube-apiserver kube-controller-manager kube-scheduler kubectl; do
-    [[ -x "${bin}/${b}" ]] || { fp::timed "build the binaries" "${FP_ROOT}/hack/build.sh"; break; }
-  done
-  "${FP_ROOT}/hack/assemble.sh" >/dev/null
-  if [[ "${E2E_KEEP:-}" != 1 ]]; then
-    trap 'fp::timed "local-down" "${FP_ROOT}/hack/local-up-node.sh" down' EXIT
-  fi
-  fp::timed "local-up" "${FP_ROOT}/hack/local-up-node.sh" up
+  fp::local_cluster_up "${E2E_KEEP:-}"
   fp::timed "e2e suite" run_suite
 }
 

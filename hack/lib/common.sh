@@ -84,6 +84,22 @@ fp::remove_scratch() {
   git -C "${FP_TREE}" worktree prune
 }
 
+# fp::local_cluster_up KEEP brings the local single-node cluster up from
+# _output/bin (building the binaries first if one is missing), for make e2e
+# and make bench. Unless KEEP is 1, the cluster goes down again when the
+# calling script exits, whether it succeeded, failed or was interrupted.
+fp::local_cluster_up() {
+  local keep=$1 b
+  for b in kubelet kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    [[ -x "${FP_OUT}/bin/${b}" ]] || { fp::timed "build the binaries" "${FP_ROOT}/hack/build.sh"; break; }
+  done
+  "${FP_ROOT}/hack/assemble.sh" > /dev/null
+  if [[ "${keep}" != 1 ]]; then
+    trap 'fp::timed "local-down" "${FP_ROOT}/hack/local-up-node.sh" down' EXIT
+  fi
+  fp::timed "local-up" "${FP_ROOT}/hack/local-up-node.sh" up
+}
+
 # fp::timed NAME CMD... runs CMD and reports how long it took (CI reads these lines).
 fp::timed() {
   local name=$1; shift

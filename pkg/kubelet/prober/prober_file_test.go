@@ -452,20 +452,7 @@ func TestFileProbeWorkerCache(t *testing.T) {
 	}
 
 	// The worker's goroutine releases the cache when it stops.
-	f.m.workerLock.Lock()
-	f.m.workers[probeKey{w.pod.UID, w.container.Name, readiness}] = w
-	f.m.workerLock.Unlock()
-	done := make(chan struct{})
-	go func() {
-		w.run(ctx)
-		close(done)
-	}()
-	w.stop()
-	select {
-	case <-done:
-	case <-time.After(wait.ForeverTestTimeout):
-		t.Fatal("the worker did not stop")
-	}
+	f.startWorker(t, ctx, w)()
 	if e := f.m.prober.file.tracked(w.spec.File, w.pod.UID); e != nil {
 		t.Error("the stopped worker's target is still cached")
 	}
