@@ -1,17 +1,39 @@
 #!/usr/bin/env bash
-# make bench: what probes cost, measured on the real node stack.
+# make bench: what probes cost, measured on the real node stack, in two parts
+# (docs/benchmarks.md):
 #
-# So far: the per-probe cost of each handler (test/bench_fileprobe), with the
-# kubelet's own probe code against one running pod: a file probe, a bare lstat
-# of the same file (the floor), an exec probe (CRI ExecSync of `true` through
-# the kubelet's CRI client) and an httpGet probe (busybox httpd in the pod).
-# The benchmark binary runs inside the stack's mount and network namespaces,
-# where the CRI socket and the pod network are. Results: the raw `go test`
-# output and a JSON summary (medians) in _output/bench/, and a table.
+# 1. Per-probe cost of each handler (test/bench_fileprobe), with the kubelet's
+#    own probe code against one running pod: a file probe, a bare lstat of the
+#    same file (the floor), an exec probe (CRI ExecSync of `true` through the
+#    kubelet's CRI client) and an httpGet probe (busybox httpd in the pod). The
+#    benchmark binary runs inside the stack's mount and network namespaces,
+#    where the CRI socket and the pod network are. Results: the raw `go test`
+#    output and a JSON summary (medians) in _output/bench/probecost.*, a table.
+# 2. Node cost at density and readiness latency (test/bench_fileprobe/density):
+#    series of N pods per probe variant, CPU and memory of the kubelet,
+#    containerd, shims and pods, probe failures, share Ready; then the time
+#    from a pod's first heartbeat to Ready, with and without the kubelet's
+#    watch. Results: _output/bench/density.{json,txt}.
 #
-#   BENCH_COUNT   runs of each benchmark (default 5); medians are quoted
-#   BENCH_KEEP=1  keep the cluster up afterwards (as E2E_KEEP)
+#   BENCH_PARTS            which parts (default "probecost density")
+#   BENCH_COUNT            runs of each per-probe benchmark (default 5); medians are quoted
+#   BENCH_SERIES           density series, variant/periodSeconds (default below)
+#   BENCH_STEPS            pods per step of each series (default 50,100,300)
+#   BENCH_WINDOW           steady-state window per step (default 60s)
+#   BENCH_LATENCY_PODS     pods per variant of the latency run (default 100; 0 skips it)
+#   BENCH_LATENCY_VARIANTS variants of the latency run (default "file polled")
+#   BENCH_KEEP=1           keep the cluster up afterwards (as E2E_KEEP)
+#
+# The stack runs with room for the pods (a /22 pod network, maxPods 1100) and
+# containerd's CRI stats collection every 10s instead of every 1s (see
+# docs/benchmarks.md: at 1s it alone saturated both cores at 200 pods).
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+export FP_POD_CIDR=${FP_POD_CIDR:-10.244.0.0/22}
+export FP_MAX_PODS=${FP_MAX_PODS:-1100}
+export FP_CONTAINERD_STATS_PERIOD=${FP_CONTAINERD_STATS_PERIOD:-10s}
+readonly BENCH_PARTS=${BENCH_PARTS:-probecost density}
+readonly BENCH_SERIES=${BENCH_SERIES:-none file/1 exec/1 httpGet/1 file/10 polled/10 exec/10 httpGet/10}
 
 readonly BENCH_OUT="${FP_OUT}/bench"
 readonly KUBECTL="${FP_OUT}/bin/kubectl"
@@ -110,11 +132,47 @@ summarize() {
   fp::log "raw results in ${BENCH_OUT}/probecost.txt, medians in ${BENCH_OUT}/probecost.json"
 }
 
+# machine_info describes the machine and the versions a result comes from.
+machine_info() {
+  local kubelet containerd runc
+  kubelet=$("${FP_OUT}/bin/kubelet" --version)
+  containerd=$("${FP_OUT}/node/bin/containerd" --version | awk '{print $3}')
+  runc=$("${FP_OUT}/node/bin/runc" --version | awk 'NR == 1 {print $3}')
+  printf '%s cores, %s, kernel %s; %s, containerd %s, runc %s' "$(nproc)" \
+    "$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)" "$(uname -r)" \
+    "${kubelet}" "${containerd}" "${runc}"
+}
+
+# run_density runs the density series and the readiness latency run, and
+# cleans their namespaces up (the trap brings the stack down in any case).
+run_density() {
+  mkdir -p "${BENCH_OUT}"
+  (cd "${FP_TREE}" && GOFLAGS=-buildvcs=false go build -o "${BENCH_OUT}/density" ./test/bench_fileprobe/density)
+  "${BENCH_OUT}/density" \
+    -kubeconfig "${FP_OUT}/local/kubeconfig" \
+    -pods-dir "${FP_OUT}/local/data/kubelet/pods" \
+    -pids-dir "${FP_OUT}/local/pids" \
+    -series "${BENCH_SERIES}" \
+    -steps "${BENCH_STEPS:-50,100,300}" \
+    -window "${BENCH_WINDOW:-60s}" \
+    -latency-pods "${BENCH_LATENCY_PODS:-100}" \
+    -latency-variants "${BENCH_LATENCY_VARIANTS:-file polled}" \
+    -info "$(machine_info)" \
+    -out "${BENCH_OUT}/density.json" | tee "${BENCH_OUT}/density.txt"
+  fp::log "density results in ${BENCH_OUT}/density.txt and ${BENCH_OUT}/density.json"
+}
+
 main() {
   fp::local_cluster_up "${BENCH_KEEP:-}"
-  fp::timed "target pod" target_pod
-  fp::timed "per-probe cost benchmarks" run_benchmarks
-  summarize
+  if [[ " ${BENCH_PARTS} " == *" probecost "* ]]; then
+    fp::timed "target pod" target_pod
+    fp::timed "per-probe cost benchmarks" run_benchmarks
+    summarize
+    kubectl delete pod probe-cost --wait=true > /dev/null
+  fi
+  if [[ " ${BENCH_PARTS} " == *" density "* ]]; then
+    fp::timed "density and readiness latency" run_density
+  fi
 }
 
 main "$@"

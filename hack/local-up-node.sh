@@ -18,6 +18,10 @@
 #   APISERVER_FILEPROBE_GATE  FileContainerProbe on kube-apiserver (default true)
 #   FP_APISERVER_PORT         apiserver port, also forwarded to the host's 127.0.0.1 (default 6443)
 #   FP_UP_TIMEOUT             seconds each component may take to become ready (default 60)
+#   FP_POD_CIDR               the pod network, the bridge CNI's host-local range (default 10.244.0.0/24)
+#   FP_MAX_PODS               the kubelet's maxPods (default 110, as upstream); make bench raises both
+#   FP_CONTAINERD_STATS_PERIOD  how often containerd's CRI plugin polls every shim for CPU stats
+#                             (stats_collect_period; default 1s, containerd's own; make bench sets 10s)
 #
 # Every daemon runs in one private mount namespace and one private network
 # namespace, both persisted as bind mounts under _output/local/ns/. Inside
@@ -41,10 +45,12 @@ FILEPROBE_GATE=${FILEPROBE_GATE:-true}
 APISERVER_FILEPROBE_GATE=${APISERVER_FILEPROBE_GATE:-true}
 FP_APISERVER_PORT=${FP_APISERVER_PORT:-6443}
 FP_UP_TIMEOUT=${FP_UP_TIMEOUT:-60}
+FP_POD_CIDR=${FP_POD_CIDR:-10.244.0.0/24}
+FP_MAX_PODS=${FP_MAX_PODS:-110}
+FP_CONTAINERD_STATS_PERIOD=${FP_CONTAINERD_STATS_PERIOD:-1s}
 
 NODE_NAME=fileprobe-node
 NODE_IP=10.245.0.1         # on lo of the private netns (the kubelet refuses 127.0.0.1)
-POD_CIDR=10.244.0.0/24     # the bridge CNI's host-local range
 SERVICE_CIDR=10.0.0.0/24
 CGROUP_ROOT=fileprobe-local  # the kubelet's --cgroup-root, created in each hierarchy and removed by down
 # The kernel tunables the kubelet sets (pkg/kubelet/cm setupKernelTunables):
@@ -274,6 +280,8 @@ state = "/run/containerd"
   # root here lacks CAP_SYS_RESOURCE: never ask runc for a lower oom_score_adj than containerd's.
   restrict_oom_score_adj = true
   cdi_spec_dirs = []
+  # One Task.Metrics call to every shim per period, for every container and sandbox.
+  stats_collect_period = "${FP_CONTAINERD_STATS_PERIOD}"
   [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
     runtime_type = "io.containerd.runc.v2"
     runtime_path = "${NODE_BIN}/containerd-shim-runc-v2"
@@ -293,7 +301,7 @@ EOF
   "name": "fileprobe",
   "plugins": [
     {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-     "ipam": {"type": "host-local", "ranges": [[{"subnet": "${POD_CIDR}"}]], "dataDir": "${DATA}/cni-ipam"}},
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "${FP_POD_CIDR}"}]], "dataDir": "${DATA}/cni-ipam"}},
     {"type": "portmap", "capabilities": {"portMappings": true}}
   ]
 }
@@ -307,6 +315,7 @@ kind: KubeletConfiguration
 featureGates:
   FileContainerProbe: ${FILEPROBE_GATE}
 containerRuntimeEndpoint: unix://${CONTAINERD_SOCK}
+maxPods: ${FP_MAX_PODS}
 authentication:
   anonymous: {enabled: false}
   webhook: {enabled: true}

@@ -1,0 +1,241 @@
+/*
+Copyright The kubelet-fileprobe Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+)
+
+func TestParseStatTicks(t *testing.T) {
+	tests := []struct {
+		name    string
+		stat    string
+		want    int64
+		wantErr bool
+	}{{
+		name: "utime, stime, cutime, cstime",
+		stat: "4242 (containerd-shim) S 1 4242 4242 0 -1 4194560 2000 0 0 0 7 15 17 17 20 0 12 0 100 0 0",
+		want: 7 + 15 + 17 + 17,
+	}, {
+		name: "a command with spaces and parentheses",
+		stat: "7 (a (b) c) R 1 7 7 0 -1 0 0 0 0 0 1 2 3 4 20 0 1 0 5 0 0",
+		want: 10,
+	}, {
+		name:    "truncated",
+		stat:    "7 (sh) R 1 7 7",
+		wantErr: true,
+	}, {
+		name:    "no command",
+		stat:    "7 sh R",
+		wantErr: true,
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseStatTicks([]byte(tc.stat))
+			if (err != nil) != tc.wantErr || got != tc.want {
+				t.Errorf("parseStatTicks() = %d, %v; want %d, error %v", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestParseMachineTicks(t *testing.T) {
+	// user nice system idle iowait irq softirq steal guest guest_nice
+	busy, err := parseMachineTicks([]byte("cpu  100 2 30 5000 40 1 3 4 50 0\ncpu0 1 2 3 4 5 6 7 8 9 0\n"))
+	if want := int64(100 + 2 + 30 + 1 + 3 + 4); err != nil || busy != want {
+		t.Errorf("parseMachineTicks() = %d, %v; want %d", busy, err, want)
+	}
+	if _, err := parseMachineTicks([]byte("intr 1 2 3\n")); err == nil {
+		t.Error("parseMachineTicks() of a file without the cpu line: no error")
+	}
+}
+
+func TestCPUBetween(t *testing.T) {
+	at := time.Unix(1000, 0)
+	a := sample{at: at, kubelet: 100, containerd: 50, shims: map[int]int64{10: 5, 11: 7}, podsCPU: time.Second, busy: 1000}
+	b := sample{at: at.Add(10 * time.Second), kubelet: 300, containerd: 60, shims: map[int]int64{10: 25, 11: 7, 12: 30},
+		podsCPU: 6 * time.Second, busy: 2000}
+	got := cpuBetween(a, b)
+	// kubelet 200 ticks = 2 s in 10 s; shims: 20 + 0 + 30 (new) ticks.
+	want := cpuCores{Kubelet: 0.2, Containerd: 0.01, Shims: 0.05, Pods: 0.5, Node: 1}
+	if got != want {
+		t.Errorf("cpuBetween() = %+v, want %+v", got, want)
+	}
+}
+
+func TestStatKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "status")
+	if err := os.WriteFile(path, []byte("Name:\tkubelet\nVmRSS:\t  204900 kB\nThreads:\t30\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := statKey(path, "VmRSS:"); err != nil || v != 204900 {
+		t.Errorf("statKey(VmRSS:) = %d, %v; want 204900", v, err)
+	}
+	if _, err := statKey(path, "Pss:"); err == nil {
+		t.Error("statKey(Pss:) of a file without it: no error")
+	}
+}
+
+func TestProbeCounts(t *testing.T) {
+	metrics := `# HELP prober_probe_total [ALPHA] Cumulative number of a liveness, readiness or startup probe for a container by result.
+# TYPE prober_probe_total counter
+prober_probe_total{container="app",namespace="density-file-1s",pod="pod-0000",pod_uid="u0",probe_type="Readiness",result="successful"} 120
+prober_probe_total{container="app",namespace="density-file-1s",pod="pod-0001",pod_uid="u1",probe_type="Readiness",result="successful"} 118
+prober_probe_total{container="app",namespace="density-file-1s",pod="pod-0001",pod_uid="u1",probe_type="Readiness",result="failed"} 2
+prober_probe_total{container="app",namespace="other",pod="pod-0000",pod_uid="u2",probe_type="Readiness",result="failed"} 9
+prober_probe_total{container="app",namespace="density-file-1s",pod="pod-0002",pod_uid="u3",probe_type="Readiness",result="unknown"} 1
+prober_file_probe_total{probe_type="Readiness",result="successful"} 500
+`
+	got := probeCounts(metrics, "density-file-1s")
+	want := map[string]float64{"successful": 238, "failed": 2, "unknown": 1}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("probeCounts() = %v, want %v", got, want)
+	}
+}
+
+func TestParseSeries(t *testing.T) {
+	got, err := parseSeries("none file/1 exec/10s httpGet/1 polled/10")
+	want := []seriesSpec{{variant: none}, {file, 1}, {execV, 10}, {httpGet, 1}, {polled, 10}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("parseSeries() = %v, %v; want %v", got, err, want)
+	}
+	for _, bad := range []string{"grpc/1", "file", "file/0", "exec/x"} {
+		if _, err := parseSeries(bad); err == nil {
+			t.Errorf("parseSeries(%q): no error", bad)
+		}
+	}
+}
+
+func TestParseInts(t *testing.T) {
+	if got, err := parseInts("50,100 300"); err != nil || !reflect.DeepEqual(got, []int{50, 100, 300}) {
+		t.Errorf("parseInts() = %v, %v", got, err)
+	}
+	for _, bad := range []string{"100,50", "0", "x"} {
+		if _, err := parseInts(bad); err == nil {
+			t.Errorf("parseInts(%q): no error", bad)
+		}
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var samples []float64
+	for i := 1; i <= 200; i++ {
+		samples = append(samples, float64(i))
+	}
+	for _, tc := range []struct{ p, want float64 }{{50, 100}, {99, 198}, {100, 200}, {0, 1}} {
+		if got := percentile(samples, tc.p); got != tc.want {
+			t.Errorf("percentile(1..200, %v) = %v, want %v", tc.p, got, tc.want)
+		}
+	}
+	if got := percentile([]float64{7}, 99); got != 7 {
+		t.Errorf("percentile of one sample = %v, want 7", got)
+	}
+}
+
+func TestHeadline(t *testing.T) {
+	spec := seriesSpec{execV, 1}
+	rows := []row{{Pods: 50, Clean: true}, {Pods: 100, Clean: true}, {Pods: 300, Clean: false}}
+	if got, want := headline(spec, rows), (maxN{Series: "exec/1s", MaxClean: 100, FirstFail: 300}); got != want {
+		t.Errorf("headline() = %+v, want %+v", got, want)
+	}
+	if got, want := headline(spec, rows[:2]), (maxN{Series: "exec/1s", MaxClean: 100}); got != want {
+		t.Errorf("headline() of clean steps = %+v, want %+v", got, want)
+	}
+}
+
+func TestBenchPod(t *testing.T) {
+	tests := []struct {
+		variant variant
+		check   func(*v1.Probe) bool
+	}{
+		{none, func(p *v1.Probe) bool { return p == nil }},
+		{file, func(p *v1.Probe) bool { return p.File.Path == "/probe-volume/probe" && p.File.Validity == validity }},
+		{polled, func(p *v1.Probe) bool { return p.File.Path == "/probe-volume/polled/probe" }},
+		{execV, func(p *v1.Probe) bool {
+			return reflect.DeepEqual(p.Exec.Command, []string{"cat", "/probe-volume/probe"})
+		}},
+		{httpGet, func(p *v1.Probe) bool { return p.HTTPGet.Path == "/probe" && p.HTTPGet.Port.IntValue() == httpPort }},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.variant), func(t *testing.T) {
+			pod := benchPod(options{node: "n", image: image}, "p", tc.variant, 10, 2500*time.Millisecond)
+			c := pod.Spec.Containers[0]
+			if !tc.check(c.ReadinessProbe) {
+				t.Errorf("readiness probe %v", c.ReadinessProbe)
+			}
+			if tc.variant != none && c.ReadinessProbe.PeriodSeconds != 10 {
+				t.Errorf("periodSeconds %d, want 10", c.ReadinessProbe.PeriodSeconds)
+			}
+			env := map[string]string{}
+			for _, e := range c.Env {
+				env[e.Name] = e.Value
+			}
+			if env["DELAY"] != "2.500" || env["PROBE_FILE"] != probeFile(tc.variant) {
+				t.Errorf("env %v", env)
+			}
+			if pod.Spec.NodeName != "n" || c.Image != image {
+				t.Errorf("node %q, image %q", pod.Spec.NodeName, c.Image)
+			}
+			if pod.Labels["variant"] != string(tc.variant) {
+				t.Errorf("labels %v", pod.Labels)
+			}
+			if _, err := strconv.ParseFloat(env["DELAY"], 64); err != nil {
+				t.Errorf("DELAY %q is not a number for read -t: %v", env["DELAY"], err)
+			}
+		})
+	}
+}
+
+func TestNodePID(t *testing.T) {
+	proc, pids := t.TempDir(), t.TempDir()
+	for pid, comm := range map[string]string{"12": "kubelet\n", "13": "containerd\n", "14": "containerd-shim\n", "15": "containerd-shim\n"} {
+		if err := os.Mkdir(filepath.Join(proc, pid), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(proc, pid, "comm"), []byte(comm), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(pids, "kubelet"), []byte("4242 /work/_output/bin/kubelet\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	byFile := &node{procDir: proc, pidsDir: pids}
+	if pid, err := byFile.pid("kubelet"); err != nil || pid != 4242 {
+		t.Errorf("pid(kubelet) from the pid file = %d, %v; want 4242", pid, err)
+	}
+	if _, err := byFile.pid("containerd"); err == nil {
+		t.Error("pid(containerd) without its pid file: no error")
+	}
+	byName := &node{procDir: proc}
+	if pid, err := byName.pid("kubelet"); err != nil || pid != 12 {
+		t.Errorf("pid(kubelet) by name = %d, %v; want 12", pid, err)
+	}
+	// containerd's name is a prefix of the shims': exact names only.
+	if pid, err := byName.pid("containerd"); err != nil || pid != 13 {
+		t.Errorf("pid(containerd) by name = %d, %v; want 13", pid, err)
+	}
+	if _, err := byName.pid("containerd-shim"); err == nil {
+		t.Error("pid(containerd-shim) of two processes: no error")
+	}
+}

@@ -1,0 +1,498 @@
+/*
+Copyright The kubelet-fileprobe Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command density measures what readiness probes cost a node at density, on
+// the local node stack of hack/local-up-node.sh (make bench runs it):
+//
+//   - the density series: for each probe variant (none, file, polled, exec,
+//     httpGet) and period, N pods per step (50, 100, 300, ...), each with one
+//     readiness probe; after a settling time, a steady-state window measures
+//     the CPU (cores) and memory of the kubelet, containerd, the shims (with
+//     the runc and probe processes they reaped) and the pods, the machine's
+//     busy cores, the probe failure rate (the kubelet's prober_probe_total)
+//     and the share of pods Ready. A variant stops at the first step where a
+//     probe failed or a pod was not Ready: the step before is the highest N
+//     with zero failures.
+//   - readiness latency: pods whose heartbeat starts after a random delay;
+//     from the first write of the probe file (the mtime of a mark file the
+//     container writes just before) to the moment the pod is seen Ready, per
+//     variant, p50/p99.
+//
+// It runs on the host: the apiserver through its forwarded port, the kubelet's
+// pods directory and /proc are visible there.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+type options struct {
+	kubeconfig, podsDir, pidsDir, kubepods, node, out string
+	image                                             string
+	series                                            []seriesSpec
+	steps                                             []int
+	window, settle, deleteTimeout                     time.Duration
+	latencyPods                                       int
+	latencyVariants                                   []variant
+	latencyPeriod                                     int32
+	info                                              string
+}
+
+// seriesSpec is one variant at one period (none has no period).
+type seriesSpec struct {
+	variant variant
+	period  int32
+}
+
+func (s seriesSpec) String() string {
+	if s.variant == none {
+		return string(none)
+	}
+	return fmt.Sprintf("%s/%ds", s.variant, s.period)
+}
+
+// parseSeries parses "none file/1 exec/1 file/10 ...".
+func parseSeries(s string) ([]seriesSpec, error) {
+	var out []seriesSpec
+	for _, f := range strings.Fields(s) {
+		name, period, _ := strings.Cut(f, "/")
+		v := variant(name)
+		if !variants[v] {
+			return nil, fmt.Errorf("series %q: unknown variant %q", f, name)
+		}
+		spec := seriesSpec{variant: v}
+		if v != none {
+			p, err := strconv.Atoi(strings.TrimSuffix(period, "s"))
+			if err != nil || p < 1 {
+				return nil, fmt.Errorf("series %q: want variant/periodSeconds, e.g. file/1", f)
+			}
+			spec.period = int32(p)
+		}
+		out = append(out, spec)
+	}
+	return out, nil
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q: not a positive number", f)
+		}
+		out = append(out, n)
+	}
+	if !slices.IsSorted(out) {
+		return nil, fmt.Errorf("%q: steps must ascend", s)
+	}
+	return out, nil
+}
+
+// row is one step of a series: N pods in a steady state.
+type row struct {
+	Series        string    `json:"series"`
+	Variant       variant   `json:"variant"`
+	PeriodSeconds int32     `json:"periodSeconds,omitempty"`
+	Pods          int       `json:"pods"`
+	Started       int       `json:"startedAtWindow"`
+	WindowSeconds float64   `json:"windowSeconds"`
+	CPU           cpuCores  `json:"cpuCores"`
+	Memory        memoryMiB `json:"memoryMiB"`
+	Probes        float64   `json:"probes"`
+	FailedProbes  float64   `json:"failedProbes"`
+	FailureRate   float64   `json:"failureRate"`
+	ReadyShare    float64   `json:"readyShare"`
+	// Clean: every pod started, every probe succeeded, every pod Ready
+	// throughout the window.
+	Clean bool `json:"clean"`
+}
+
+type latency struct {
+	Variant       variant   `json:"variant"`
+	PeriodSeconds int32     `json:"periodSeconds"`
+	Pods          int       `json:"pods"`
+	Measured      int       `json:"measured"`
+	P50Ms         float64   `json:"p50Ms"`
+	P99Ms         float64   `json:"p99Ms"`
+	MaxMs         float64   `json:"maxMs"`
+	SamplesMs     []float64 `json:"samplesMs"`
+}
+
+type report struct {
+	Date      string    `json:"date"`
+	Info      string    `json:"info"`
+	Window    string    `json:"window"`
+	Rows      []row     `json:"density"`
+	MaxClean  []maxN    `json:"maxPodsWithZeroFailures"`
+	Latencies []latency `json:"readinessLatency"`
+}
+
+// maxN is the headline of one series: the highest N whose window was clean,
+// and the first that was not (0 when every step was clean).
+type maxN struct {
+	Series    string `json:"series"`
+	MaxClean  int    `json:"maxClean"`
+	FirstFail int    `json:"firstFailing,omitempty"`
+}
+
+func main() {
+	var o options
+	var series, steps, latencyVariants string
+	flag.StringVar(&o.kubeconfig, "kubeconfig", "", "admin kubeconfig of the local stack")
+	flag.StringVar(&o.podsDir, "pods-dir", "", "the kubelet's pods directory (<root-dir>/pods)")
+	flag.StringVar(&o.pidsDir, "pids-dir", "", "hack/local-up-node.sh's pid files (empty: find the kubelet and containerd by name)")
+	flag.StringVar(&o.kubepods, "kubepods-cgroup", "fileprobe-local/kubepods", "the pods' cgroup, inside a hierarchy (kubepods.slice with the systemd driver)")
+	flag.StringVar(&o.node, "node", "fileprobe-node", "the node: every pod is bound to it")
+	flag.StringVar(&o.image, "image", image, "a busybox image (sh, httpd, mkfifo, cat)")
+	flag.StringVar(&o.out, "out", "", "JSON report to write")
+	flag.StringVar(&series, "series", "none file/1 polled/1 exec/1 httpGet/1", "series to run: variant/periodSeconds ...")
+	flag.StringVar(&steps, "steps", "50,100,300,1000", "pod counts of each series, ascending")
+	flag.DurationVar(&o.window, "window", time.Minute, "steady-state window per step")
+	flag.DurationVar(&o.settle, "settle", 15*time.Second, "wait after the pods are up, before the window")
+	flag.DurationVar(&o.deleteTimeout, "delete-timeout", 30*time.Minute, "how long a series' pods may take to go")
+	flag.IntVar(&o.latencyPods, "latency-pods", 100, "pods per variant of the readiness latency run (0: skip)")
+	flag.StringVar(&latencyVariants, "latency-variants", "file polled", "variants of the readiness latency run")
+	latencyPeriod := flag.Int("latency-period", 10, "periodSeconds of the readiness latency run")
+	flag.StringVar(&o.info, "info", "", "machine and versions, recorded in the report")
+	flag.Parse()
+	var err error
+	if o.series, err = parseSeries(series); err != nil {
+		fail(err)
+	}
+	if o.steps, err = parseInts(steps); err != nil {
+		fail(err)
+	}
+	for _, f := range strings.Fields(latencyVariants) {
+		if v := variant(f); !variants[v] || v == none {
+			fail(fmt.Errorf("latency variant %q: want one of file, polled, exec, httpGet", f))
+		} else {
+			o.latencyVariants = append(o.latencyVariants, v)
+		}
+	}
+	o.latencyPeriod = int32(*latencyPeriod)
+	if o.kubeconfig == "" || o.podsDir == "" || o.out == "" {
+		fail(fmt.Errorf("-kubeconfig, -pods-dir and -out are required (make bench sets them)"))
+	}
+
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if err := run(ctx, o); err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintf(os.Stderr, "density: %v\n", err)
+	os.Exit(1)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "density [%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func run(ctx context.Context, o options) error {
+	config, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+	if err != nil {
+		return err
+	}
+	config.QPS, config.Burst = 50, 100
+	client, err := kubernetes.NewForConfig(config)
+	if err != nil {
+		return err
+	}
+	n := &node{procDir: "/proc", pidsDir: o.pidsDir, kubepods: kubepodsCgroup(o.kubepods), shimPrefix: "containerd-shim"}
+	rep := report{Date: time.Now().UTC().Format(time.RFC3339), Info: o.info, Window: o.window.String()}
+	save := func() error {
+		raw, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(o.out, append(raw, '\n'), 0o644)
+	}
+	for _, spec := range o.series {
+		rows, err := runSeries(ctx, o, client, n, spec)
+		rep.Rows = append(rep.Rows, rows...)
+		rep.MaxClean = append(rep.MaxClean, headline(spec, rows))
+		if err := save(); err != nil {
+			return err
+		}
+		if err != nil {
+			return fmt.Errorf("series %s: %w", spec, err)
+		}
+	}
+	if o.latencyPods > 0 {
+		lats, err := runLatency(ctx, o, client)
+		rep.Latencies = lats
+		if err := save(); err != nil {
+			return err
+		}
+		if err != nil {
+			return fmt.Errorf("readiness latency: %w", err)
+		}
+	}
+	printReport(rep)
+	return nil
+}
+
+// runSeries ramps one series through the steps and removes its pods.
+func runSeries(ctx context.Context, o options, client kubernetes.Interface, n *node, spec seriesSpec) (rows []row, err error) {
+	ns := "density-" + strings.ToLower(string(spec.variant))
+	if spec.variant != none {
+		ns += fmt.Sprintf("-%ds", spec.period)
+	}
+	set, err := newPodSet(ctx, client, ns)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		logf("%s: deleting its pods", spec)
+		start := time.Now()
+		if derr := set.delete(context.WithoutCancel(ctx), o.deleteTimeout); derr != nil && err == nil {
+			err = fmt.Errorf("delete namespace %s: %w", ns, derr)
+		}
+		logf("%s: pods gone in %s", spec, time.Since(start).Round(time.Second))
+	}()
+	have := 0
+	for _, want := range o.steps {
+		var pods []*v1.Pod
+		for i := have; i < want; i++ {
+			pods = append(pods, benchPod(o, fmt.Sprintf("pod-%04d", i), spec.variant, spec.period, 0))
+		}
+		logf("%s: %d pods (+%d)", spec, want, len(pods))
+		start := time.Now()
+		if err := set.create(ctx, pods); err != nil {
+			return rows, err
+		}
+		have = want
+		// About a second per pod start on two cores; a probe variant must
+		// also be Ready, unless it cannot keep up (that is a result).
+		timeout := 2*time.Minute + time.Duration(len(pods))*2*time.Second
+		up := set.waitFor(ctx, timeout, func(total, started, ready int) bool {
+			return started == want && (spec.variant == none || ready == want)
+		})
+		if ctx.Err() != nil {
+			return rows, ctx.Err()
+		}
+		_, started, ready := set.counts()
+		logf("%s: %d started, %d ready after %s%s", spec, started, ready, time.Since(start).Round(time.Second),
+			map[bool]string{false: " (timed out)", true: ""}[up])
+		r, err := measure(ctx, o, client, n, set, spec, want)
+		if err != nil {
+			return rows, err
+		}
+		rows = append(rows, r)
+		logf("%s: %d pods: kubelet %.3f, containerd %.3f, shims %.3f, pods %.3f, node %.3f cores; %.0f probes, %.0f failed; ready %.1f%%",
+			spec, want, r.CPU.Kubelet, r.CPU.Containerd, r.CPU.Shims, r.CPU.Pods, r.CPU.Node, r.Probes, r.FailedProbes, 100*r.ReadyShare)
+		if !r.Clean {
+			logf("%s: not clean at %d pods: the series stops here", spec, want)
+			break
+		}
+	}
+	return rows, nil
+}
+
+// measure waits for the settling time, then watches one steady-state window.
+func measure(ctx context.Context, o options, client kubernetes.Interface, n *node, set *podSet, spec seriesSpec, want int) (row, error) {
+	r := row{Series: spec.String(), Variant: spec.variant, PeriodSeconds: spec.period, Pods: want}
+	if err := sleep(ctx, o.settle); err != nil {
+		return r, err
+	}
+	_, r.Started, _ = set.counts()
+	before, err := probeMetrics(ctx, client, o.node, set.namespace)
+	if err != nil {
+		return r, err
+	}
+	a, err := n.take()
+	if err != nil {
+		return r, err
+	}
+	var readySum float64
+	samples := 0
+	for end := time.Now().Add(o.window); time.Now().Before(end); {
+		_, _, ready := set.counts()
+		readySum += float64(ready) / float64(want)
+		samples++
+		if err := sleep(ctx, min(2*time.Second, time.Until(end))); err != nil {
+			return r, err
+		}
+	}
+	b, err := n.take()
+	if err != nil {
+		return r, err
+	}
+	after, err := probeMetrics(ctx, client, o.node, set.namespace)
+	if err != nil {
+		return r, err
+	}
+	if r.Memory, err = n.memory(); err != nil {
+		return r, err
+	}
+	r.WindowSeconds = b.at.Sub(a.at).Seconds()
+	r.CPU = cpuBetween(a, b)
+	for result, v := range after {
+		d := v - before[result]
+		r.Probes += d
+		if result != "successful" {
+			r.FailedProbes += d
+		}
+	}
+	if r.Probes > 0 {
+		r.FailureRate = r.FailedProbes / r.Probes
+	}
+	if spec.variant == none {
+		_, _, ready := set.counts() // no probe: Ready once started
+		readySum, samples = float64(ready)/float64(want), 1
+	}
+	r.ReadyShare = readySum / float64(samples)
+	r.Clean = r.Started == want && r.FailedProbes == 0 && r.ReadyShare == 1
+	return r, nil
+}
+
+func probeMetrics(ctx context.Context, client kubernetes.Interface, node, namespace string) (map[string]float64, error) {
+	raw, err := client.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", node, "proxy", "metrics/probes").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("the kubelet's /metrics/probes: %w", err)
+	}
+	return probeCounts(string(raw), namespace), nil
+}
+
+func headline(spec seriesSpec, rows []row) maxN {
+	h := maxN{Series: spec.String()}
+	for _, r := range rows {
+		if !r.Clean {
+			h.FirstFail = r.Pods
+			break
+		}
+		h.MaxClean = r.Pods
+	}
+	return h
+}
+
+// runLatency starts latencyPods pods per variant at once, interleaved, each
+// with its heartbeat delayed by a random 5-15 s (a random phase against the
+// probe period), and measures from each pod's first heartbeat to Ready.
+func runLatency(ctx context.Context, o options, client kubernetes.Interface) (out []latency, err error) {
+	set, err := newPodSet(ctx, client, "density-latency")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		logf("latency: deleting its pods")
+		if derr := set.delete(context.WithoutCancel(ctx), o.deleteTimeout); derr != nil && err == nil {
+			err = fmt.Errorf("delete namespace density-latency: %w", derr)
+		}
+	}()
+	var pods []*v1.Pod
+	for i := range o.latencyPods {
+		for _, v := range o.latencyVariants {
+			delay := 5*time.Second + rand.N(10*time.Second)
+			pods = append(pods, benchPod(o, fmt.Sprintf("%s-%04d", strings.ToLower(string(v)), i), v, o.latencyPeriod, delay))
+		}
+	}
+	logf("latency: %d pods (%d per variant: %v), periodSeconds %d", len(pods), o.latencyPods, o.latencyVariants, o.latencyPeriod)
+	if err := set.create(ctx, pods); err != nil {
+		return nil, err
+	}
+	timeout := 2*time.Minute + time.Duration(len(pods))*2*time.Second
+	set.waitFor(ctx, timeout, func(total, started, ready int) bool { return ready == len(pods) })
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	readyAt := set.firstReady()
+	byVariant := map[variant][]float64{}
+	for _, pod := range set.pods() {
+		v := variant(pod.Labels["variant"])
+		ready, ok := readyAt[pod.Name]
+		if !ok {
+			continue
+		}
+		mark := filepath.Join(o.podsDir, string(pod.UID), "volumes", "kubernetes.io~empty-dir", "probe-volume", "mark")
+		st, err := os.Stat(mark)
+		if err != nil {
+			return nil, fmt.Errorf("pod %s is Ready but its first heartbeat is unknown: %w", pod.Name, err)
+		}
+		byVariant[v] = append(byVariant[v], float64(ready.Sub(st.ModTime()))/float64(time.Millisecond))
+	}
+	for _, v := range o.latencyVariants {
+		samples := byVariant[v]
+		slices.Sort(samples)
+		l := latency{Variant: v, PeriodSeconds: o.latencyPeriod, Pods: o.latencyPods, Measured: len(samples), SamplesMs: samples}
+		if len(samples) > 0 {
+			l.P50Ms, l.P99Ms, l.MaxMs = percentile(samples, 50), percentile(samples, 99), samples[len(samples)-1]
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// percentile of sorted samples, nearest rank.
+func percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(p/100*float64(len(sorted))+0.999999) - 1
+	return sorted[max(0, min(rank, len(sorted)-1))]
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func printReport(rep report) {
+	fmt.Printf("%-12s %5s %7s %7s %7s %7s %7s %7s %7s %7s %7s %8s %7s %6s\n", "series", "pods", "kubelet", "ctrd", "shims",
+		"pods", "node", "kl-MiB", "ct-MiB", "sh-MiB", "probe/s", "failed", "ready", "clean")
+	for _, r := range rep.Rows {
+		fmt.Printf("%-12s %5d %7.3f %7.3f %7.3f %7.3f %7.3f %7.0f %7.0f %7.0f %7.1f %8.4f %6.1f%% %6v\n", r.Series, r.Pods,
+			r.CPU.Kubelet, r.CPU.Containerd, r.CPU.Shims, r.CPU.Pods, r.CPU.Node,
+			r.Memory.Kubelet, r.Memory.Containerd, r.Memory.Shims, r.Probes/r.WindowSeconds, r.FailureRate, 100*r.ReadyShare, r.Clean)
+	}
+	fmt.Println("(CPU in cores, i.e. CPU seconds per second; failed = failed probes / probes)")
+	fmt.Println()
+	for _, h := range rep.MaxClean {
+		first := "-"
+		if h.FirstFail > 0 {
+			first = strconv.Itoa(h.FirstFail)
+		}
+		fmt.Printf("%-12s highest N with zero probe failures: %d (first failing step: %s)\n", h.Series, h.MaxClean, first)
+	}
+	for _, l := range rep.Latencies {
+		fmt.Printf("readiness latency %-8s periodSeconds %d: p50 %.0f ms, p99 %.0f ms, max %.0f ms (%d of %d pods)\n",
+			l.Variant, l.PeriodSeconds, l.P50Ms, l.P99Ms, l.MaxMs, l.Measured, l.Pods)
+	}
+}

@@ -1,0 +1,333 @@
+/*
+Copyright The kubelet-fileprobe Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of the CPU times in /proc/<pid>/stat and
+// /proc/stat.
+const clockTicks = 100
+
+// node reads what the node's components cost, from /proc and the pods'
+// cgroups. The kubelet and containerd are found by their pid files; the
+// shims are the containerd-shim processes in containerd's mount namespace.
+type node struct {
+	procDir    string // /proc
+	pidsDir    string // hack/local-up-node.sh's pid files
+	kubepods   cgroupPaths
+	shimPrefix string
+}
+
+// cgroupPaths are the kubelet's pod cgroup (kubepods) in the cpuacct and
+// memory hierarchies of cgroup v1, or the one of cgroup v2.
+type cgroupPaths struct{ cpuacct, memory, unified string }
+
+// kubepodsCgroup finds the pods' cgroup, given as a path inside a hierarchy
+// (e.g. fileprobe-local/kubepods, or kubepods.slice with the systemd driver).
+func kubepodsCgroup(path string) cgroupPaths {
+	v1cpu := filepath.Join("/sys/fs/cgroup/cpuacct", path)
+	if _, err := os.Stat(v1cpu); err == nil {
+		return cgroupPaths{cpuacct: v1cpu, memory: filepath.Join("/sys/fs/cgroup/memory", path)}
+	}
+	return cgroupPaths{unified: filepath.Join("/sys/fs/cgroup", path)}
+}
+
+// sample is one reading of the node: cumulative CPU ticks per process (with
+// the children each one reaped), the pods' cgroup CPU time, and the CPU
+// ticks of the whole machine.
+type sample struct {
+	at                  time.Time
+	kubelet, containerd int64
+	shims               map[int]int64
+	podsCPU             time.Duration
+	busy                int64 // ticks of all CPUs, not idle
+}
+
+// cpuCores is the CPU each part used between two samples, in cores (CPU
+// seconds per second).
+type cpuCores struct {
+	Kubelet    float64 `json:"kubelet"`
+	Containerd float64 `json:"containerd"`
+	Shims      float64 `json:"shims"`
+	Pods       float64 `json:"pods"`
+	Node       float64 `json:"node"`
+}
+
+// memoryMiB is the memory of each part at one time: resident set of the
+// kubelet and containerd, the proportional set (shared pages split) summed
+// over the shims, and the pods' cgroup RSS.
+type memoryMiB struct {
+	Kubelet    float64 `json:"kubelet"`
+	Containerd float64 `json:"containerd"`
+	Shims      float64 `json:"shims"`
+	Pods       float64 `json:"pods"`
+}
+
+// pid finds a daemon: by hack/local-up-node.sh's pid file ("<pid> <binary>")
+// if there is a pids directory, else as the one process of that name.
+func (n *node) pid(name string) (int, error) {
+	if n.pidsDir == "" {
+		pids, err := n.processes(func(comm string) bool { return comm == name }, "")
+		if err != nil {
+			return 0, err
+		}
+		if len(pids) != 1 {
+			return 0, fmt.Errorf("want one %s process, found %d", name, len(pids))
+		}
+		return pids[0], nil
+	}
+	raw, err := os.ReadFile(filepath.Join(n.pidsDir, name))
+	if err != nil {
+		return 0, fmt.Errorf("%s is not running: %w", name, err)
+	}
+	pid, _, _ := strings.Cut(strings.TrimSpace(string(raw)), " ")
+	return strconv.Atoi(pid)
+}
+
+func (n *node) take() (sample, error) {
+	s := sample{at: time.Now(), shims: map[int]int64{}}
+	kubelet, err := n.pid("kubelet")
+	if err != nil {
+		return s, err
+	}
+	containerd, err := n.pid("containerd")
+	if err != nil {
+		return s, err
+	}
+	if s.kubelet, err = n.ticks(kubelet); err != nil {
+		return s, err
+	}
+	if s.containerd, err = n.ticks(containerd); err != nil {
+		return s, err
+	}
+	shims, err := n.shims(containerd)
+	if err != nil {
+		return s, err
+	}
+	for _, pid := range shims {
+		if t, err := n.ticks(pid); err == nil { // a shim may exit meanwhile
+			s.shims[pid] = t
+		}
+	}
+	if s.podsCPU, err = n.podsCPU(); err != nil {
+		return s, err
+	}
+	s.busy, err = n.machineTicks()
+	return s, err
+}
+
+// cpuBetween is what each part used from a to b. A shim that started in
+// between counts with all its CPU; one that exited is lost (there are none
+// in a steady state).
+func cpuBetween(a, b sample) cpuCores {
+	secs := b.at.Sub(a.at).Seconds()
+	cores := func(ticks int64) float64 { return float64(ticks) / clockTicks / secs }
+	var shims int64
+	for pid, t := range b.shims {
+		shims += t - a.shims[pid]
+	}
+	c := cpuCores{
+		Kubelet:    cores(b.kubelet - a.kubelet),
+		Containerd: cores(b.containerd - a.containerd),
+		Shims:      cores(shims),
+		Pods:       (b.podsCPU - a.podsCPU).Seconds() / secs,
+	}
+	// The whole machine's busy time (all CPUs), in cores like the others.
+	c.Node = cores(b.busy - a.busy)
+	return c
+}
+
+// ticks is a process's user+system CPU time and its reaped children's
+// (fields 14-17 of /proc/<pid>/stat).
+func (n *node) ticks(pid int) (int64, error) {
+	raw, err := os.ReadFile(filepath.Join(n.procDir, strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, err
+	}
+	return parseStatTicks(raw)
+}
+
+func parseStatTicks(raw []byte) (int64, error) {
+	end := bytes.LastIndexByte(raw, ')')
+	if end < 0 {
+		return 0, fmt.Errorf("malformed stat %q", raw)
+	}
+	// After "(comm)": field 3 (state) is the first; utime, stime, cutime,
+	// cstime are fields 14-17.
+	fields := strings.Fields(string(raw[end+1:]))
+	if len(fields) < 15 {
+		return 0, fmt.Errorf("malformed stat %q", raw)
+	}
+	var sum int64
+	for _, f := range fields[11:15] {
+		v, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("malformed stat %q: %w", raw, err)
+		}
+		sum += v
+	}
+	return sum, nil
+}
+
+// shims lists the containerd-shim processes in containerd's mount namespace.
+func (n *node) shims(containerd int) ([]int, error) {
+	mnt, err := os.Readlink(filepath.Join(n.procDir, strconv.Itoa(containerd), "ns", "mnt"))
+	if err != nil {
+		return nil, err
+	}
+	return n.processes(func(comm string) bool { return strings.HasPrefix(comm, n.shimPrefix) }, mnt)
+}
+
+// processes lists the processes whose command matches, in the mount
+// namespace mnt if it is not empty.
+func (n *node) processes(match func(comm string) bool, mnt string) ([]int, error) {
+	entries, err := os.ReadDir(n.procDir)
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(filepath.Join(n.procDir, e.Name(), "comm"))
+		if err != nil || !match(strings.TrimSpace(string(comm))) {
+			continue
+		}
+		if mnt == "" {
+			pids = append(pids, pid)
+		} else if m, err := os.Readlink(filepath.Join(n.procDir, e.Name(), "ns", "mnt")); err == nil && m == mnt {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+func (n *node) podsCPU() (time.Duration, error) {
+	if n.kubepods.unified != "" {
+		v, err := statKey(filepath.Join(n.kubepods.unified, "cpu.stat"), "usage_usec")
+		return time.Duration(v) * time.Microsecond, err
+	}
+	raw, err := os.ReadFile(filepath.Join(n.kubepods.cpuacct, "cpuacct.usage"))
+	if err != nil {
+		return 0, err
+	}
+	ns, err := strconv.ParseInt(strings.TrimSpace(string(raw)), 10, 64)
+	return time.Duration(ns), err
+}
+
+// machineTicks reads the busy CPU ticks of all CPUs (/proc/stat).
+func (n *node) machineTicks() (int64, error) {
+	raw, err := os.ReadFile(filepath.Join(n.procDir, "stat"))
+	if err != nil {
+		return 0, err
+	}
+	return parseMachineTicks(raw)
+}
+
+func parseMachineTicks(raw []byte) (busy int64, err error) {
+	line, _, _ := bytes.Cut(raw, []byte("\n"))
+	fields := strings.Fields(string(line))
+	if len(fields) < 8 || fields[0] != "cpu" {
+		return 0, fmt.Errorf("malformed /proc/stat line %q", line)
+	}
+	// user nice system idle iowait irq softirq steal ...; idle and iowait
+	// are not busy. guest times are already in user and nice.
+	for i, f := range fields[1:] {
+		if i >= 8 {
+			break
+		}
+		v, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("malformed /proc/stat line %q: %w", line, err)
+		}
+		if i != 3 && i != 4 {
+			busy += v
+		}
+	}
+	return busy, nil
+}
+
+// memory reads every part's memory now.
+func (n *node) memory() (memoryMiB, error) {
+	var m memoryMiB
+	const kib = 1.0 / 1024
+	kubelet, err := n.pid("kubelet")
+	if err != nil {
+		return m, err
+	}
+	containerd, err := n.pid("containerd")
+	if err != nil {
+		return m, err
+	}
+	k, err := statKey(filepath.Join(n.procDir, strconv.Itoa(kubelet), "status"), "VmRSS:")
+	if err != nil {
+		return m, err
+	}
+	c, err := statKey(filepath.Join(n.procDir, strconv.Itoa(containerd), "status"), "VmRSS:")
+	if err != nil {
+		return m, err
+	}
+	m.Kubelet, m.Containerd = float64(k)*kib, float64(c)*kib
+	shims, err := n.shims(containerd)
+	if err != nil {
+		return m, err
+	}
+	for _, pid := range shims {
+		if pss, err := statKey(filepath.Join(n.procDir, strconv.Itoa(pid), "smaps_rollup"), "Pss:"); err == nil {
+			m.Shims += float64(pss) * kib
+		}
+	}
+	var rss int64
+	if n.kubepods.unified != "" {
+		rss, err = statKey(filepath.Join(n.kubepods.unified, "memory.stat"), "anon")
+	} else {
+		rss, err = statKey(filepath.Join(n.kubepods.memory, "memory.stat"), "total_rss")
+	}
+	m.Pods = float64(rss) / (1 << 20)
+	return m, err
+}
+
+// statKey reads the number after key in a "key value [unit]" file.
+func statKey(path, key string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 2 && fields[0] == key {
+			return strconv.ParseInt(fields[1], 10, 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("%s: no %q", path, key)
+}
