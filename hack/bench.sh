@@ -76,7 +76,7 @@ pod_field() { kubectl get pod probe-cost -o "jsonpath=$1"; }
 run_benchmarks() {
   mkdir -p "${BENCH_OUT}"
   local bin="${BENCH_OUT}/probecost.test"
-  (cd "${FP_TREE}" && GOFLAGS=-buildvcs=false go test -c -o "${bin}" ./test/bench_fileprobe)
+  (cd "${FP_TREE}" && GOFLAGS=-buildvcs=false go test -c -o "${bin}" ./test/bench_fileprobe) || return
   local cid
   cid=$(pod_field '{.status.containerStatuses[0].containerID}')
   # Inside the namespaces: the CRI socket is in the stack's private /run, the
@@ -145,9 +145,11 @@ machine_info() {
 
 # run_density runs the density series and the readiness latency run, and
 # cleans their namespaces up (the trap brings the stack down in any case).
+# (Run through fp::timed, i.e. after ||, where errexit does not apply: each
+# failure must be returned.)
 run_density() {
   mkdir -p "${BENCH_OUT}"
-  (cd "${FP_TREE}" && GOFLAGS=-buildvcs=false go build -o "${BENCH_OUT}/density" ./test/bench_fileprobe/density)
+  (cd "${FP_TREE}" && GOFLAGS=-buildvcs=false go build -o "${BENCH_OUT}/density" ./test/bench_fileprobe/density) || return
   "${BENCH_OUT}/density" \
     -kubeconfig "${FP_OUT}/local/kubeconfig" \
     -pods-dir "${FP_OUT}/local/data/kubelet/pods" \
@@ -158,7 +160,7 @@ run_density() {
     -latency-pods "${BENCH_LATENCY_PODS:-100}" \
     -latency-variants "${BENCH_LATENCY_VARIANTS:-file polled}" \
     -info "$(machine_info)" \
-    -out "${BENCH_OUT}/density.json" | tee "${BENCH_OUT}/density.txt"
+    -out "${BENCH_OUT}/density.json" | tee "${BENCH_OUT}/density.txt" || return
   fp::log "density results in ${BENCH_OUT}/density.txt and ${BENCH_OUT}/density.json"
 }
 

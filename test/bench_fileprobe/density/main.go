@@ -238,7 +238,16 @@ func run(ctx context.Context, o options) error {
 		}
 		return os.WriteFile(o.out, append(raw, '\n'), 0o644)
 	}
+	// The shims of pods that are not ours (none on the local stack).
+	rest, err := n.take()
+	if err != nil {
+		return err
+	}
 	for _, spec := range o.series {
+		logf("%s: waiting for the node to be at rest", spec)
+		if err := n.quiesce(ctx, len(rest.shims), 10*time.Minute); err != nil {
+			return fmt.Errorf("the node did not come to rest before series %s: %w", spec, err)
+		}
 		rows, err := runSeries(ctx, o, client, n, spec)
 		rep.Rows = append(rep.Rows, rows...)
 		rep.MaxClean = append(rep.MaxClean, headline(spec, rows))
@@ -250,6 +259,9 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	if o.latencyPods > 0 {
+		if err := n.quiesce(ctx, len(rest.shims), 10*time.Minute); err != nil {
+			return fmt.Errorf("the node did not come to rest before the latency run: %w", err)
+		}
 		lats, err := runLatency(ctx, o, client)
 		rep.Latencies = lats
 		if err := save(); err != nil {
@@ -276,7 +288,7 @@ func runSeries(ctx context.Context, o options, client kubernetes.Interface, n *n
 	defer func() {
 		logf("%s: deleting its pods", spec)
 		start := time.Now()
-		if derr := set.delete(context.WithoutCancel(ctx), o.deleteTimeout); derr != nil && err == nil {
+		if derr := set.delete(context.WithoutCancel(ctx), deleteTimeout(ctx, o)); derr != nil && err == nil {
 			err = fmt.Errorf("delete namespace %s: %w", ns, derr)
 		}
 		logf("%s: pods gone in %s", spec, time.Since(start).Round(time.Second))
@@ -320,10 +332,19 @@ func runSeries(ctx context.Context, o options, client kubernetes.Interface, n *n
 	return rows, nil
 }
 
+// deleteTimeout is how long to wait for a namespace's pods to go: not at
+// all once interrupted (make bench then takes the whole stack down).
+func deleteTimeout(ctx context.Context, o options) time.Duration {
+	if ctx.Err() != nil {
+		return 0
+	}
+	return o.deleteTimeout
+}
+
 // measure waits for the settling time, then watches one steady-state window.
 func measure(ctx context.Context, o options, client kubernetes.Interface, n *node, set *podSet, spec seriesSpec, want int) (row, error) {
 	r := row{Series: spec.String(), Variant: spec.variant, PeriodSeconds: spec.period, Pods: want}
-	if err := sleep(ctx, o.settle); err != nil {
+	if err := sleepCtx(ctx, o.settle); err != nil {
 		return r, err
 	}
 	_, r.Started, _ = set.counts()
@@ -341,7 +362,7 @@ func measure(ctx context.Context, o options, client kubernetes.Interface, n *nod
 		_, _, ready := set.counts()
 		readySum += float64(ready) / float64(want)
 		samples++
-		if err := sleep(ctx, min(2*time.Second, time.Until(end))); err != nil {
+		if err := sleepCtx(ctx, min(2*time.Second, time.Until(end))); err != nil {
 			return r, err
 		}
 	}
@@ -407,7 +428,7 @@ func runLatency(ctx context.Context, o options, client kubernetes.Interface) (ou
 	}
 	defer func() {
 		logf("latency: deleting its pods")
-		if derr := set.delete(context.WithoutCancel(ctx), o.deleteTimeout); derr != nil && err == nil {
+		if derr := set.delete(context.WithoutCancel(ctx), deleteTimeout(ctx, o)); derr != nil && err == nil {
 			err = fmt.Errorf("delete namespace density-latency: %w", derr)
 		}
 	}()
@@ -463,7 +484,7 @@ func percentile(sorted []float64, p float64) float64 {
 	return sorted[max(0, min(rank, len(sorted)-1))]
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
+func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -19,12 +19,15 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // clockTicks is USER_HZ, the unit of the CPU times in /proc/<pid>/stat and
@@ -330,4 +333,27 @@ func statKey(path, key string) (int64, error) {
 		return 0, err
 	}
 	return 0, fmt.Errorf("%s: no %q", path, key)
+}
+
+// quiesce waits until the node is back to rest after a series' pods went
+// away: no more shims than before the run, then containerd (which removes
+// containers and snapshots after the API objects are gone) using less than
+// 5% of a core over 10 s.
+func (n *node) quiesce(ctx context.Context, shims int, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return wait.PollUntilContextCancel(ctx, 5*time.Second, true, func(ctx context.Context) (bool, error) {
+		a, err := n.take()
+		if err != nil || len(a.shims) > shims {
+			return false, err
+		}
+		if err := sleepCtx(ctx, 10*time.Second); err != nil {
+			return false, err
+		}
+		b, err := n.take()
+		if err != nil {
+			return false, err
+		}
+		return len(b.shims) <= shims && cpuBetween(a, b).Containerd < 0.05, nil
+	})
 }
