@@ -13,7 +13,8 @@
 #    series of N pods per probe variant, CPU and memory of the kubelet,
 #    containerd, shims and pods, probe failures, share Ready; then the time
 #    from a pod's first heartbeat to Ready, with and without the kubelet's
-#    watch. Results: _output/bench/density.{json,txt}.
+#    watch. Results: _output/bench/density.{json,txt}, and density.md (the
+#    tables of docs/benchmarks.md).
 #
 #   BENCH_PARTS            which parts (default "probecost density")
 #   BENCH_COUNT            runs of each per-probe benchmark (default 5); medians are quoted
@@ -161,7 +162,9 @@ run_density() {
     -latency-variants "${BENCH_LATENCY_VARIANTS:-file polled}" \
     -info "$(machine_info)" \
     -out "${BENCH_OUT}/density.json" | tee "${BENCH_OUT}/density.txt" || return
-  fp::log "density results in ${BENCH_OUT}/density.txt and ${BENCH_OUT}/density.json"
+  # The tables of docs/benchmarks.md, from the JSON.
+  "${BENCH_OUT}/density" -markdown "${BENCH_OUT}/density.json" > "${BENCH_OUT}/density.md" || return
+  fp::log "density results in ${BENCH_OUT}/density.{txt,json}, as Markdown tables in ${BENCH_OUT}/density.md"
 }
 
 main() {

@@ -17,10 +17,12 @@ limitations under the License.
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -237,5 +239,44 @@ func TestNodePID(t *testing.T) {
 	}
 	if _, err := byName.pid("containerd-shim"); err == nil {
 		t.Error("pid(containerd-shim) of two processes: no error")
+	}
+}
+
+func TestPrintMarkdown(t *testing.T) {
+	rep := report{
+		Date: "2026-11-22T17:00:00Z", Info: "2 cores", Window: "45s",
+		Rows: []row{
+			{Series: "file/1s", Pods: 300, WindowSeconds: 45, Probes: 13500, CPU: cpuCores{Kubelet: 0.25, Containerd: 0.1, Shims: 0.25, Node: 0.8}, ReadyShare: 1, Clean: true},
+			{Series: "exec/1s", Pods: 50, WindowSeconds: 45, Probes: 450, FailedProbes: 45, FailureRate: 0.1, ReadyShare: 0.8},
+		},
+		MaxClean:  []maxN{{Series: "file/1s", MaxClean: 300}, {Series: "exec/1s", FirstFail: 50}},
+		Latencies: []latency{{Variant: file, PeriodSeconds: 10, Pods: 100, Measured: 100, P50Ms: 20, P99Ms: 150, MaxMs: 180}},
+	}
+	raw, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "density.json")
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := printMarkdown(&out, path); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| file/1s | 300 | 0.250 | 0.100 | 0.250 | 0.600 | 0.000 | 0.800 | 0 | 0 | 0 | 300.0 | 0.00% | 100.0% | yes |",
+		"| exec/1s | 50 |",
+		"| 10.0 | 10.00% | 80.0% | **no** |",
+		"| file/1s | 300 | none measured |",
+		"| exec/1s | below the first step | 50 |",
+		"| file | 10 | 100 of 100 | 20 ms | 150 ms | 180 ms |",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, out.String())
+		}
+	}
+	if err := printMarkdown(&out, filepath.Join(t.TempDir(), "missing.json")); err == nil {
+		t.Error("printMarkdown of a missing report: no error")
 	}
 }

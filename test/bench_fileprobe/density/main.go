@@ -40,6 +40,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/signal"
@@ -183,7 +184,14 @@ func main() {
 	flag.StringVar(&latencyVariants, "latency-variants", "file polled", "variants of the readiness latency run")
 	latencyPeriod := flag.Int("latency-period", 10, "periodSeconds of the readiness latency run")
 	flag.StringVar(&o.info, "info", "", "machine and versions, recorded in the report")
+	markdown := flag.String("markdown", "", "print the tables of this JSON report as Markdown, run nothing")
 	flag.Parse()
+	if *markdown != "" {
+		if err := printMarkdown(os.Stdout, *markdown); err != nil {
+			fail(err)
+		}
+		return
+	}
 	var err error
 	if o.series, err = parseSeries(series); err != nil {
 		fail(err)
@@ -516,4 +524,48 @@ func printReport(rep report) {
 		fmt.Printf("readiness latency %-8s periodSeconds %d: p50 %.0f ms, p99 %.0f ms, max %.0f ms (%d of %d pods)\n",
 			l.Variant, l.PeriodSeconds, l.P50Ms, l.P99Ms, l.MaxMs, l.Measured, l.Pods)
 	}
+}
+
+// printMarkdown prints a report's tables for docs/benchmarks.md, so that
+// no figure there is typed by hand.
+func printMarkdown(w io.Writer, path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var rep report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	fmt.Fprintf(w, "Date: %s. Machine: %s. Window: %s per step.\n\n", rep.Date, rep.Info, rep.Window)
+	fmt.Fprintln(w, "| series | pods | kubelet | containerd | shims | kubelet+containerd+shims | pods' cgroup | node (all CPUs) | kubelet MiB | containerd MiB | shims MiB | probes/s | failed probes | Ready | clean |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range rep.Rows {
+		fmt.Fprintf(w, "| %s | %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.0f | %.0f | %.0f | %.1f | %.2f%% | %.1f%% | %s |\n",
+			r.Series, r.Pods, r.CPU.Kubelet, r.CPU.Containerd, r.CPU.Shims, r.CPU.Kubelet+r.CPU.Containerd+r.CPU.Shims,
+			r.CPU.Pods, r.CPU.Node, r.Memory.Kubelet, r.Memory.Containerd, r.Memory.Shims,
+			r.Probes/r.WindowSeconds, 100*r.FailureRate, 100*r.ReadyShare, map[bool]string{true: "yes", false: "**no**"}[r.Clean])
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| series | highest N with zero probe failures | first N with failures |")
+	fmt.Fprintln(w, "|---|---|---|")
+	for _, h := range rep.MaxClean {
+		clean, first := strconv.Itoa(h.MaxClean), "none measured"
+		if h.MaxClean == 0 {
+			clean = "below the first step"
+		}
+		if h.FirstFail > 0 {
+			first = strconv.Itoa(h.FirstFail)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s |\n", h.Series, clean, first)
+	}
+	if len(rep.Latencies) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| variant | periodSeconds | pods measured | p50 | p99 | max |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|")
+		for _, l := range rep.Latencies {
+			fmt.Fprintf(w, "| %s | %d | %d of %d | %.0f ms | %.0f ms | %.0f ms |\n", l.Variant, l.PeriodSeconds, l.Measured, l.Pods, l.P50Ms, l.P99Ms, l.MaxMs)
+		}
+	}
+	return nil
 }
