@@ -18,7 +18,7 @@
 #
 #   BENCH_PARTS            which parts (default "probecost density")
 #   BENCH_COUNT            runs of each per-probe benchmark (default 5); medians are quoted
-#   BENCH_SERIES           density series, variant/periodSeconds (default below)
+#   BENCH_SERIES           density series, variant/periodSeconds (default below; empty: none)
 #   BENCH_STEPS            pods per step of each series (default 50,100,300)
 #   BENCH_WINDOW           steady-state window per step (default 60s)
 #   BENCH_LATENCY_PODS     pods per variant of the latency run (default 100; 0 skips it)
@@ -34,7 +34,7 @@ export FP_POD_CIDR=${FP_POD_CIDR:-10.244.0.0/22}
 export FP_MAX_PODS=${FP_MAX_PODS:-1100}
 export FP_CONTAINERD_STATS_PERIOD=${FP_CONTAINERD_STATS_PERIOD:-10s}
 readonly BENCH_PARTS=${BENCH_PARTS:-probecost density}
-readonly BENCH_SERIES=${BENCH_SERIES:-none file/1 exec/1 httpGet/1 file/10 polled/10 exec/10 httpGet/10}
+readonly BENCH_SERIES=${BENCH_SERIES-none file/1 exec/1 httpGet/1 file/10 polled/10 exec/10 httpGet/10}
 
 readonly BENCH_OUT="${FP_OUT}/bench"
 readonly KUBECTL="${FP_OUT}/bin/kubectl"
