@@ -280,3 +280,15 @@ func TestPrintMarkdown(t *testing.T) {
 		t.Error("printMarkdown of a missing report: no error")
 	}
 }
+
+// The mark file must not be in the directory the kubelet watches for the
+// file variant (the volume's root): its write would trigger the probe before
+// the probe file exists.
+func TestMarkOutsideWatchedDirectory(t *testing.T) {
+	if filepath.Dir(markDir) != "/probe-volume" || markDir == filepath.Dir(probeFile(file)) {
+		t.Errorf("markDir %q: want a directory of its own inside the volume, not %q", markDir, filepath.Dir(probeFile(file)))
+	}
+	if !strings.Contains(heartbeat, ": > "+markDir+"/mark") || !strings.Contains(heartbeat, "mkdir -p \"${PROBE_FILE%/*}\" "+markDir) {
+		t.Errorf("heartbeat does not create %s before its delay and write its mark there:\n%s", markDir, heartbeat)
+	}
+}

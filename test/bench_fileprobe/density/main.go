@@ -464,7 +464,8 @@ func runLatency(ctx context.Context, o options, client kubernetes.Interface) (ou
 		if !ok {
 			continue
 		}
-		mark := filepath.Join(o.podsDir, string(pod.UID), "volumes", "kubernetes.io~empty-dir", "probe-volume", "mark")
+		mark := filepath.Join(o.podsDir, string(pod.UID), "volumes", "kubernetes.io~empty-dir", "probe-volume",
+			strings.TrimPrefix(markDir, "/probe-volume/"), "mark")
 		st, err := os.Stat(mark)
 		if err != nil {
 			return nil, fmt.Errorf("pod %s is Ready but its first heartbeat is unknown: %w", pod.Name, err)

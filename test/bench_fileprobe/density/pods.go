@@ -64,14 +64,22 @@ func probeFile(v variant) string {
 }
 
 // heartbeat serves the volume over HTTP, waits $DELAY seconds, marks the
-// time of the first write (the mtime of /probe-volume/mark), then rewrites
-// $PROBE_FILE every second. It forks nothing after its start: `: >` updates
-// the mtime, `read -t` on a FIFO sleeps. (A `touch; sleep 1` loop forks two
-// processes a second per pod, which alone saturates two cores at 200 pods.)
+// time of the first write (the mtime of /probe-volume/marks/mark), then
+// rewrites $PROBE_FILE every second. It forks nothing after its start: `: >`
+// updates the mtime, `read -t` on a FIFO sleeps. (A `touch; sleep 1` loop
+// forks two processes a second per pod, which alone saturates two cores at
+// 200 pods.) The mark is in a directory of its own: written next to the probe
+// file, in the directory the kubelet watches, it would wake the probe up a
+// moment before the probe file exists, and the probe file's own event would
+// then wait out the watch's 200 ms rate limit.
 const heartbeat = `httpd -p 8080 -h /probe-volume && mkfifo /tmp/tick && exec 3<>/tmp/tick
+mkdir -p "${PROBE_FILE%/*}" ` + markDir + `
 read -t "$DELAY" x <&3
-mkdir -p "${PROBE_FILE%/*}" && : > /probe-volume/mark
+: > ` + markDir + `/mark
 while :; do : > "$PROBE_FILE"; read -t 1 x <&3; done`
+
+// markDir holds the mark file, in the pod's volume.
+const markDir = "/probe-volume/marks"
 
 // benchPod is one pod of a variant, bound to the node: its heartbeat starts
 // after delay.
