@@ -82,10 +82,10 @@ fuzz_short() {
 
 # vet_e2e compiles and vets the e2e suite and the benchmarks, which only run
 # against a cluster (make e2e, make bench), so that they cannot rot, and runs
-# the unit tests of the density benchmark's parsing and arithmetic.
+# the unit tests of the benchmarks' parsing and arithmetic.
 vet_e2e() {
   (cd "${FP_TREE}" && GOFLAGS=-buildvcs=false go vet ./test/e2e_fileprobe ./test/bench_fileprobe/... &&
-    GOFLAGS=-buildvcs=false go test -count=1 ./test/bench_fileprobe/density)
+    GOFLAGS=-buildvcs=false go test -count=1 ./test/bench_fileprobe/density ./test/bench_fileprobe/procstat)
 }
 
 main() {

@@ -46,6 +46,7 @@ import (
 	"k8s.io/kubernetes/pkg/probe"
 	fileprobe "k8s.io/kubernetes/pkg/probe/file"
 	httpprobe "k8s.io/kubernetes/pkg/probe/http"
+	"k8s.io/kubernetes/test/bench_fileprobe/procstat"
 )
 
 // target is the pod hack/bench.sh started: a busybox container that touches
@@ -107,9 +108,6 @@ func report(b *testing.B, start cpu) {
 	b.ReportMetric(float64(end.pod-start.pod)/n, "pod-cpu-ns/op")
 }
 
-// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's CPU times.
-const clockTicks = 100
-
 // runtimeCPU sums the CPU time of containerd and its shims, including the
 // children they reaped (runc), from /proc.
 func runtimeCPU(b *testing.B) time.Duration {
@@ -126,23 +124,13 @@ func runtimeCPU(b *testing.B) time.Duration {
 		if err != nil {
 			continue // gone
 		}
-		s := string(stat)
-		open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || closing < open {
+		comm, t, err := procstat.Parse(stat)
+		if err != nil || comm != "containerd" && !strings.HasPrefix(comm, "containerd-shim") {
 			continue
 		}
-		if comm := s[open+1 : closing]; comm != "containerd" && !strings.HasPrefix(comm, "containerd-shim") {
-			continue
-		}
-		// Fields after the command: state is field 3; utime, stime,
-		// cutime, cstime are fields 14-17.
-		fields := strings.Fields(s[closing+1:])
-		for _, f := range fields[11:15] {
-			v, _ := strconv.ParseInt(f, 10, 64)
-			ticks += v
-		}
+		ticks += t
 	}
-	return time.Duration(ticks) * time.Second / clockTicks
+	return time.Duration(ticks) * time.Second / procstat.ClockTicks
 }
 
 // podCPU reads the target pod's cgroup CPU time (cgroup v1 cpuacct).

@@ -29,39 +29,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 )
 
-func TestParseStatTicks(t *testing.T) {
-	tests := []struct {
-		name    string
-		stat    string
-		want    int64
-		wantErr bool
-	}{{
-		name: "utime, stime, cutime, cstime",
-		stat: "4242 (containerd-shim) S 1 4242 4242 0 -1 4194560 2000 0 0 0 7 15 17 17 20 0 12 0 100 0 0",
-		want: 7 + 15 + 17 + 17,
-	}, {
-		name: "a command with spaces and parentheses",
-		stat: "7 (a (b) c) R 1 7 7 0 -1 0 0 0 0 0 1 2 3 4 20 0 1 0 5 0 0",
-		want: 10,
-	}, {
-		name:    "truncated",
-		stat:    "7 (sh) R 1 7 7",
-		wantErr: true,
-	}, {
-		name:    "no command",
-		stat:    "7 sh R",
-		wantErr: true,
-	}}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseStatTicks([]byte(tc.stat))
-			if (err != nil) != tc.wantErr || got != tc.want {
-				t.Errorf("parseStatTicks() = %d, %v; want %d, error %v", got, err, tc.want, tc.wantErr)
-			}
-		})
-	}
-}
-
 func TestParseMachineTicks(t *testing.T) {
 	// user nice system idle iowait irq softirq steal guest guest_nice
 	busy, err := parseMachineTicks([]byte("cpu  100 2 30 5000 40 1 3 4 50 0\ncpu0 1 2 3 4 5 6 7 8 9 0\n"))

@@ -28,11 +28,12 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/kubernetes/test/bench_fileprobe/procstat"
 )
 
 // clockTicks is USER_HZ, the unit of the CPU times in /proc/<pid>/stat and
 // /proc/stat.
-const clockTicks = 100
+const clockTicks = procstat.ClockTicks
 
 // node reads what the node's components cost, from /proc and the pods'
 // cgroups. The kubelet and containerd are found by their pid files; the
@@ -170,29 +171,8 @@ func (n *node) ticks(pid int) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return parseStatTicks(raw)
-}
-
-func parseStatTicks(raw []byte) (int64, error) {
-	end := bytes.LastIndexByte(raw, ')')
-	if end < 0 {
-		return 0, fmt.Errorf("malformed stat %q", raw)
-	}
-	// After "(comm)": field 3 (state) is the first; utime, stime, cutime,
-	// cstime are fields 14-17.
-	fields := strings.Fields(string(raw[end+1:]))
-	if len(fields) < 15 {
-		return 0, fmt.Errorf("malformed stat %q", raw)
-	}
-	var sum int64
-	for _, f := range fields[11:15] {
-		v, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("malformed stat %q: %w", raw, err)
-		}
-		sum += v
-	}
-	return sum, nil
+	_, ticks, err := procstat.Parse(raw)
+	return ticks, err
 }
 
 // shims lists the containerd-shim processes in containerd's mount namespace.
