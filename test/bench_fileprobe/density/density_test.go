@@ -84,12 +84,12 @@ prober_file_probe_total{probe_type="Readiness",result="successful"} 500
 }
 
 func TestParseSeries(t *testing.T) {
-	got, err := parseSeries("none file/1 exec/10s httpGet/1 polled/10")
-	want := []seriesSpec{{variant: none}, {file, 1}, {execV, 10}, {httpGet, 1}, {polled, 10}}
+	got, err := parseSeries("none file/1 exec/10s httpGet/1 polled/10 exec/1:10,25")
+	want := []seriesSpec{{variant: none}, {file, 1, nil}, {execV, 10, nil}, {httpGet, 1, nil}, {polled, 10, nil}, {execV, 1, []int{10, 25}}}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("parseSeries() = %v, %v; want %v", got, err, want)
 	}
-	for _, bad := range []string{"grpc/1", "file", "file/0", "exec/x"} {
+	for _, bad := range []string{"grpc/1", "file", "file/0", "exec/x", "exec/1:", "exec/1:25,10", "exec/1:x"} {
 		if _, err := parseSeries(bad); err == nil {
 			t.Errorf("parseSeries(%q): no error", bad)
 		}
@@ -123,7 +123,7 @@ func TestPercentile(t *testing.T) {
 }
 
 func TestHeadline(t *testing.T) {
-	spec := seriesSpec{execV, 1}
+	spec := seriesSpec{variant: execV, period: 1}
 	rows := []row{{Pods: 50, Clean: true}, {Pods: 100, Clean: true}, {Pods: 300, Clean: false}}
 	if got, want := headline(spec, rows), (maxN{Series: "exec/1s", MaxClean: 100, FirstFail: 300}); got != want {
 		t.Errorf("headline() = %+v, want %+v", got, want)
@@ -148,7 +148,7 @@ func TestBenchPod(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.variant), func(t *testing.T) {
-			pod := benchPod(options{node: "n", image: image}, "p", tc.variant, 10, 2500*time.Millisecond)
+			pod := benchPod(options{node: "n", image: image}, "p", tc.variant, 10, 2500*time.Millisecond, true)
 			c := pod.Spec.Containers[0]
 			if !tc.check(c.ReadinessProbe) {
 				t.Errorf("readiness probe %v", c.ReadinessProbe)
@@ -160,7 +160,7 @@ func TestBenchPod(t *testing.T) {
 			for _, e := range c.Env {
 				env[e.Name] = e.Value
 			}
-			if env["DELAY"] != "2.500" || env["PROBE_FILE"] != probeFile(tc.variant) {
+			if env["DELAY"] != "2.500" || env["PROBE_FILE"] != probeFile(tc.variant) || env["GATE"] != gateFile {
 				t.Errorf("env %v", env)
 			}
 			if pod.Spec.NodeName != "n" || c.Image != image {
@@ -216,8 +216,12 @@ func TestPrintMarkdown(t *testing.T) {
 			{Series: "file/1s", Pods: 300, WindowSeconds: 45, Probes: 13500, CPU: cpuCores{Kubelet: 0.25, Containerd: 0.1, Shims: 0.25, Node: 0.8}, ReadyShare: 1, Clean: true},
 			{Series: "exec/1s", Pods: 50, WindowSeconds: 45, Probes: 450, FailedProbes: 45, FailureRate: 0.1, ReadyShare: 0.8},
 		},
-		MaxClean:  []maxN{{Series: "file/1s", MaxClean: 300}, {Series: "exec/1s", FirstFail: 50}},
-		Latencies: []latency{{Variant: file, PeriodSeconds: 10, Pods: 100, Measured: 100, P50Ms: 20, P99Ms: 150, MaxMs: 180}},
+		MaxClean: []maxN{{Series: "file/1s", MaxClean: 300}, {Series: "exec/1s", FirstFail: 50}},
+		Latencies: []latency{
+			{Variant: file, PeriodSeconds: 10, Pods: 100, Measured: 100, P50Ms: 20, P99Ms: 150, MaxMs: 180, AtRest: true, NodeCores: 0.5},
+			{Variant: polled, PeriodSeconds: 10, Pods: 100, Measured: 99, P50Ms: 5000, P99Ms: 9900, MaxMs: 9990, NodeCores: 1.9},
+		},
+		Notes: []string{"The node was not at rest before series file/10s."},
 	}
 	raw, err := json.Marshal(rep)
 	if err != nil {
@@ -237,7 +241,9 @@ func TestPrintMarkdown(t *testing.T) {
 		"| 10.0 | 10.00% | 80.0% | **no** |",
 		"| file/1s | 300 | none measured |",
 		"| exec/1s | below the first step | 50 |",
-		"| file | 10 | 100 of 100 | 20 ms | 150 ms | 180 ms |",
+		"| file | 10 | once all pods run | 0.500 | 100 of 100 | 20 ms | 150 ms | 180 ms |",
+		"| polled | 10 | while the pods are created | 1.900 | 99 of 100 | 5000 ms | 9900 ms | 9990 ms |",
+		"\n- The node was not at rest before series file/10s.\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, out.String())
@@ -257,5 +263,34 @@ func TestMarkOutsideWatchedDirectory(t *testing.T) {
 	}
 	if !strings.Contains(heartbeat, ": > "+markDir+"/mark") || !strings.Contains(heartbeat, "mkdir -p \"${PROBE_FILE%/*}\" "+markDir) {
 		t.Errorf("heartbeat does not create %s before its delay and write its mark there:\n%s", markDir, heartbeat)
+	}
+}
+
+// Series pods start their heartbeat at once; gated ones wait for the gate
+// file, which is in the mark's directory (not watched) and which the host
+// finds through the pod's volume.
+func TestGate(t *testing.T) {
+	env := func(pod *v1.Pod) map[string]string {
+		out := map[string]string{}
+		for _, e := range pod.Spec.Containers[0].Env {
+			out[e.Name] = e.Value
+		}
+		return out
+	}
+	o := options{node: "n", image: image}
+	if g := env(benchPod(o, "p", file, 1, 0, false))["GATE"]; g != "" {
+		t.Errorf("ungated pod: GATE=%q, want empty", g)
+	}
+	if filepath.Dir(gateFile) != markDir {
+		t.Errorf("gate file %q: want it in %s", gateFile, markDir)
+	}
+	if !strings.Contains(heartbeat, `while [ -n "$GATE" ] && [ ! -e "$GATE" ]`) {
+		t.Errorf("heartbeat does not wait for $GATE:\n%s", heartbeat)
+	}
+	pod := benchPod(o, "p", file, 1, 0, true)
+	pod.UID = "uid-1"
+	want := "/var/lib/kubelet/pods/uid-1/volumes/kubernetes.io~empty-dir/probe-volume/marks/go"
+	if got := volumeFile("/var/lib/kubelet/pods", pod, gateFile); got != want {
+		t.Errorf("volumeFile(gate) = %q, want %q", got, want)
 	}
 }

@@ -19,6 +19,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,9 +64,10 @@ func probeFile(v variant) string {
 	return "/probe-volume/probe"
 }
 
-// heartbeat serves the volume over HTTP, waits $DELAY seconds, marks the
-// time of the first write (the mtime of /probe-volume/marks/mark), then
-// rewrites $PROBE_FILE every second. It forks nothing after its start: `: >`
+// heartbeat serves the volume over HTTP, waits for the file $GATE when set
+// (the latency run writes it from the host once every pod runs), then
+// $DELAY seconds, marks the time of the first write (the mtime of
+// /probe-volume/marks/mark), then rewrites $PROBE_FILE every second. It forks nothing after its start: `: >`
 // updates the mtime, `read -t` on a FIFO sleeps. (A `touch; sleep 1` loop
 // forks two processes a second per pod, which alone saturates two cores at
 // 200 pods.) The mark is in a directory of its own: written next to the probe
@@ -74,16 +76,24 @@ func probeFile(v variant) string {
 // then wait out the watch's 200 ms rate limit.
 const heartbeat = `httpd -p 8080 -h /probe-volume && mkfifo /tmp/tick && exec 3<>/tmp/tick
 mkdir -p "${PROBE_FILE%/*}" ` + markDir + `
+while [ -n "$GATE" ] && [ ! -e "$GATE" ]; do read -t 1 x <&3; done
 read -t "$DELAY" x <&3
 : > ` + markDir + `/mark
 while :; do : > "$PROBE_FILE"; read -t 1 x <&3; done`
 
-// markDir holds the mark file, in the pod's volume.
+// markDir holds the mark file and the gate file, in the pod's volume.
 const markDir = "/probe-volume/marks"
 
+// gateFile is the file a gated heartbeat waits for, inside the container.
+const gateFile = markDir + "/go"
+
 // benchPod is one pod of a variant, bound to the node: its heartbeat starts
-// after delay.
-func benchPod(o options, name string, v variant, period int32, delay time.Duration) *v1.Pod {
+// delay after the container, or after the gate file appears when gated.
+func benchPod(o options, name string, v variant, period int32, delay time.Duration, gated bool) *v1.Pod {
+	gate := ""
+	if gated {
+		gate = gateFile
+	}
 	grace := int64(1)
 	c := v1.Container{
 		Name:            "app",
@@ -93,6 +103,7 @@ func benchPod(o options, name string, v variant, period int32, delay time.Durati
 		Env: []v1.EnvVar{
 			{Name: "PROBE_FILE", Value: probeFile(v)},
 			{Name: "DELAY", Value: strconv.FormatFloat(delay.Seconds(), 'f', 3, 64)},
+			{Name: "GATE", Value: gate},
 		},
 		VolumeMounts: []v1.VolumeMount{{Name: "probe-volume", MountPath: "/probe-volume"}},
 	}
@@ -249,6 +260,13 @@ func (s *podSet) delete(ctx context.Context, timeout time.Duration) error {
 		_, err := s.client.CoreV1().Namespaces().Get(ctx, s.namespace, metav1.GetOptions{})
 		return apierrors.IsNotFound(err), nil
 	})
+}
+
+// volumeFile is where a file of the pod's probe-volume (a path inside the
+// container, under /probe-volume) is on the node.
+func volumeFile(podsDir string, pod *v1.Pod, path string) string {
+	return filepath.Join(podsDir, string(pod.UID), "volumes", "kubernetes.io~empty-dir", "probe-volume",
+		strings.TrimPrefix(path, "/probe-volume/"))
 }
 
 func podReady(pod *v1.Pod) bool {
