@@ -158,12 +158,23 @@ type latency struct {
 	P99Ms         float64   `json:"p99Ms"`
 	MaxMs         float64   `json:"maxMs"`
 	SamplesMs     []float64 `json:"samplesMs"`
+	// PerPod is each pod's first heartbeat and Ready times, to line up
+	// with the kubelet's log (its "SyncLoop (probe)" lines).
+	PerPod []podTimes `json:"perPod"`
 	// AtRest: the heartbeats started once every pod was up, not while the
 	// pods were being created.
 	AtRest bool `json:"atRest"`
 	// NodeCores is the machine's busy cores from the first heartbeat's
 	// possible start to the last pod Ready.
 	NodeCores float64 `json:"nodeCores"`
+}
+
+// podTimes is when a pod's first heartbeat was written and when the pod was
+// first seen Ready.
+type podTimes struct {
+	Pod   string    `json:"pod"`
+	Mark  time.Time `json:"firstHeartbeat"`
+	Ready time.Time `json:"ready"`
 }
 
 type report struct {
@@ -544,6 +555,7 @@ func runLatency(ctx context.Context, o options, client kubernetes.Interface, n *
 	nodeCores := cpuBetween(before, after).Node
 	readyAt := set.firstReady()
 	byVariant := map[variant][]float64{}
+	perPod := map[variant][]podTimes{}
 	for _, pod := range set.pods() {
 		v := variant(pod.Labels["variant"])
 		ready, ok := readyAt[pod.Name]
@@ -555,11 +567,13 @@ func runLatency(ctx context.Context, o options, client kubernetes.Interface, n *
 			return nil, fmt.Errorf("pod %s is Ready but its first heartbeat is unknown: %w", pod.Name, err)
 		}
 		byVariant[v] = append(byVariant[v], float64(ready.Sub(st.ModTime()))/float64(time.Millisecond))
+		perPod[v] = append(perPod[v], podTimes{Pod: pod.Name, Mark: st.ModTime(), Ready: ready})
 	}
 	for _, v := range o.latencyVariants {
 		samples := byVariant[v]
 		slices.Sort(samples)
-		l := latency{Variant: v, PeriodSeconds: o.latencyPeriod, Pods: o.latencyPods, Measured: len(samples), SamplesMs: samples,
+		slices.SortFunc(perPod[v], func(a, b podTimes) int { return strings.Compare(a.Pod, b.Pod) })
+		l := latency{Variant: v, PeriodSeconds: o.latencyPeriod, Pods: o.latencyPods, Measured: len(samples), SamplesMs: samples, PerPod: perPod[v],
 			AtRest: o.latencyAtRest, NodeCores: nodeCores}
 		if len(samples) > 0 {
 			l.P50Ms, l.P99Ms, l.MaxMs = percentile(samples, 50), percentile(samples, 99), samples[len(samples)-1]
