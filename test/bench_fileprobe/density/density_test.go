@@ -249,6 +249,21 @@ func TestPrintMarkdown(t *testing.T) {
 			t.Errorf("markdown lacks %q:\n%s", want, out.String())
 		}
 	}
+	// A latency run alone has no series tables.
+	raw, err = json.Marshal(report{Latencies: rep.Latencies})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := printMarkdown(&out, path); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "| series |") || !strings.Contains(out.String(), "| file | 10 | once all pods run |") {
+		t.Errorf("markdown of a latency run alone:\n%s", out.String())
+	}
 	if err := printMarkdown(&out, filepath.Join(t.TempDir(), "missing.json")); err == nil {
 		t.Error("printMarkdown of a missing report: no error")
 	}

@@ -640,27 +640,30 @@ func printMarkdown(w io.Writer, path string) error {
 	if err := json.Unmarshal(raw, &rep); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	fmt.Fprintf(w, "Date: %s. Machine: %s. Window: %s per step.\n\n", rep.Date, rep.Info, rep.Window)
-	fmt.Fprintln(w, "| series | pods | kubelet | containerd | shims | kubelet+containerd+shims | pods' cgroup | node (all CPUs) | kubelet MiB | containerd MiB | shims MiB | probes/s | failed probes | Ready | clean |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-	for _, r := range rep.Rows {
-		fmt.Fprintf(w, "| %s | %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.0f | %.0f | %.0f | %.1f | %.2f%% | %.1f%% | %s |\n",
-			r.Series, r.Pods, r.CPU.Kubelet, r.CPU.Containerd, r.CPU.Shims, r.CPU.Kubelet+r.CPU.Containerd+r.CPU.Shims,
-			r.CPU.Pods, r.CPU.Node, r.Memory.Kubelet, r.Memory.Containerd, r.Memory.Shims,
-			r.Probes/r.WindowSeconds, 100*r.FailureRate, 100*r.ReadyShare, map[bool]string{true: "yes", false: "**no**"}[r.Clean])
-	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| series | highest N with zero probe failures | first N with failures |")
-	fmt.Fprintln(w, "|---|---|---|")
-	for _, h := range rep.MaxClean {
-		clean, first := strconv.Itoa(h.MaxClean), "none measured"
-		if h.MaxClean == 0 {
-			clean = "below the first step"
+	fmt.Fprintf(w, "Date: %s. Machine: %s. Window: %s per step.\n", rep.Date, rep.Info, rep.Window)
+	if len(rep.Rows) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| series | pods | kubelet | containerd | shims | kubelet+containerd+shims | pods' cgroup | node (all CPUs) | kubelet MiB | containerd MiB | shims MiB | probes/s | failed probes | Ready | clean |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		for _, r := range rep.Rows {
+			fmt.Fprintf(w, "| %s | %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.0f | %.0f | %.0f | %.1f | %.2f%% | %.1f%% | %s |\n",
+				r.Series, r.Pods, r.CPU.Kubelet, r.CPU.Containerd, r.CPU.Shims, r.CPU.Kubelet+r.CPU.Containerd+r.CPU.Shims,
+				r.CPU.Pods, r.CPU.Node, r.Memory.Kubelet, r.Memory.Containerd, r.Memory.Shims,
+				r.Probes/r.WindowSeconds, 100*r.FailureRate, 100*r.ReadyShare, map[bool]string{true: "yes", false: "**no**"}[r.Clean])
 		}
-		if h.FirstFail > 0 {
-			first = strconv.Itoa(h.FirstFail)
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| series | highest N with zero probe failures | first N with failures |")
+		fmt.Fprintln(w, "|---|---|---|")
+		for _, h := range rep.MaxClean {
+			clean, first := strconv.Itoa(h.MaxClean), "none measured"
+			if h.MaxClean == 0 {
+				clean = "below the first step"
+			}
+			if h.FirstFail > 0 {
+				first = strconv.Itoa(h.FirstFail)
+			}
+			fmt.Fprintf(w, "| %s | %s | %s |\n", h.Series, clean, first)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s |\n", h.Series, clean, first)
 	}
 	if len(rep.Latencies) > 0 {
 		fmt.Fprintln(w)
