@@ -518,9 +518,12 @@ func runLatency(ctx context.Context, o options, client kubernetes.Interface, n *
 		}
 	}
 	logf("latency: %d pods (%d per variant: %v), periodSeconds %d, at rest: %v", len(pods), o.latencyPods, o.latencyVariants, o.latencyPeriod, o.latencyAtRest)
-	before, err := n.take()
-	if err != nil {
-		return nil, err
+	// The node's CPU is measured from when the first heartbeat may start.
+	var before sample
+	if !o.latencyAtRest {
+		if before, err = n.take(); err != nil {
+			return nil, err
+		}
 	}
 	if err := set.create(ctx, pods); err != nil {
 		return nil, err
@@ -554,7 +557,6 @@ func runLatency(ctx context.Context, o options, client kubernetes.Interface, n *
 	}
 	nodeCores := cpuBetween(before, after).Node
 	readyAt := set.firstReady()
-	byVariant := map[variant][]float64{}
 	perPod := map[variant][]podTimes{}
 	for _, pod := range set.pods() {
 		v := variant(pod.Labels["variant"])
@@ -566,13 +568,15 @@ func runLatency(ctx context.Context, o options, client kubernetes.Interface, n *
 		if err != nil {
 			return nil, fmt.Errorf("pod %s is Ready but its first heartbeat is unknown: %w", pod.Name, err)
 		}
-		byVariant[v] = append(byVariant[v], float64(ready.Sub(st.ModTime()))/float64(time.Millisecond))
 		perPod[v] = append(perPod[v], podTimes{Pod: pod.Name, Mark: st.ModTime(), Ready: ready})
 	}
 	for _, v := range o.latencyVariants {
-		samples := byVariant[v]
-		slices.Sort(samples)
 		slices.SortFunc(perPod[v], func(a, b podTimes) int { return strings.Compare(a.Pod, b.Pod) })
+		var samples []float64
+		for _, p := range perPod[v] {
+			samples = append(samples, float64(p.Ready.Sub(p.Mark))/float64(time.Millisecond))
+		}
+		slices.Sort(samples)
 		l := latency{Variant: v, PeriodSeconds: o.latencyPeriod, Pods: o.latencyPods, Measured: len(samples), SamplesMs: samples, PerPod: perPod[v],
 			AtRest: o.latencyAtRest, NodeCores: nodeCores}
 		if len(samples) > 0 {

@@ -67,8 +67,9 @@ func probeFile(v variant) string {
 // heartbeat serves the volume over HTTP, waits for the file $GATE when set
 // (the latency run writes it from the host once every pod runs), then
 // $DELAY seconds, marks the time of the first write (the mtime of
-// /probe-volume/marks/mark), then rewrites $PROBE_FILE every second. It forks nothing after its start: `: >`
-// updates the mtime, `read -t` on a FIFO sleeps. (A `touch; sleep 1` loop
+// /probe-volume/marks/mark), then rewrites $PROBE_FILE every second. It
+// forks nothing after its start: `: >` updates the mtime, `read -t` on a
+// FIFO sleeps. (A `touch; sleep 1` loop
 // forks two processes a second per pod, which alone saturates two cores at
 // 200 pods.) The mark is in a directory of its own: written next to the probe
 // file, in the directory the kubelet watches, it would wake the probe up a
