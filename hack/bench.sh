@@ -13,8 +13,9 @@
 #    series of N pods per probe variant, CPU and memory of the kubelet,
 #    containerd, shims and pods, probe failures, share Ready; then the time
 #    from a pod's first heartbeat to Ready, with and without the kubelet's
-#    watch. Results: _output/bench/density.{json,txt}, and density.md (the
-#    tables of docs/benchmarks.md).
+#    watch, split where the kubelet took the Ready result (its log's
+#    "SyncLoop (probe)" lines). Results: _output/bench/density.{json,txt}, and
+#    density.md (the tables of docs/benchmarks.md).
 #
 #   BENCH_PARTS            which parts (default "probecost density")
 #   BENCH_COUNT            runs of each per-probe benchmark (default 5); medians are quoted
@@ -27,6 +28,7 @@
 #   BENCH_LATENCY_AT_REST  false: start the latency run's heartbeats while its pods are
 #                          being created, instead of once they all run (default true)
 #   BENCH_KEEP=1           keep the cluster up afterwards (as E2E_KEEP)
+#   FP_KUBELET_V           the kubelet's --v (default 2; 3 logs each probe result and status update)
 #
 # The stack runs with room for the pods (a /22 pod network, maxPods 1100) and
 # containerd's CRI stats collection every 10s instead of every 1s (see
@@ -158,6 +160,7 @@ run_density() {
     -kubeconfig "${FP_OUT}/local/kubeconfig" \
     -pods-dir "${FP_OUT}/local/data/kubelet/pods" \
     -pids-dir "${FP_OUT}/local/pids" \
+    -kubelet-log "${FP_OUT}/local/logs/kubelet.log" \
     -series "${BENCH_SERIES}" \
     -steps "${BENCH_STEPS:-50,100,300}" \
     -window "${BENCH_WINDOW:-60s}" \

@@ -22,6 +22,8 @@
 #   FP_MAX_PODS               the kubelet's maxPods (default 110, as upstream); make bench raises both
 #   FP_CONTAINERD_STATS_PERIOD  how often containerd's CRI plugin polls every shim for CPU stats
 #                             (stats_collect_period; default 1s, containerd's own; make bench sets 10s)
+#   FP_KUBELET_V              the kubelet's log verbosity, --v (default 2; 3 adds each probe result
+#                             and each pod status update, 4 each file probe and watch)
 #
 # Every daemon runs in one private mount namespace and one private network
 # namespace, both persisted as bind mounts under _output/local/ns/. Inside
@@ -48,6 +50,7 @@ FP_UP_TIMEOUT=${FP_UP_TIMEOUT:-60}
 FP_POD_CIDR=${FP_POD_CIDR:-10.244.0.0/24}
 FP_MAX_PODS=${FP_MAX_PODS:-110}
 FP_CONTAINERD_STATS_PERIOD=${FP_CONTAINERD_STATS_PERIOD:-1s}
+FP_KUBELET_V=${FP_KUBELET_V:-2}
 
 NODE_NAME=fileprobe-node
 NODE_IP=10.245.0.1         # on lo of the private netns (the kubelet refuses 127.0.0.1)
@@ -519,7 +522,7 @@ start_kubelet() {
   make_cgroup_root
   start kubelet "${FP_BIN}/kubelet" --config="${CONF}/kubelet.yaml" \
     --kubeconfig="${CONF}/kubelet.kubeconfig" --root-dir="${DATA}/kubelet" \
-    --hostname-override="${NODE_NAME}" --node-ip="${NODE_IP}" --v=2
+    --hostname-override="${NODE_NAME}" --node-ip="${NODE_IP}" --v="${FP_KUBELET_V}"
   wait_ready kubelet /healthz curl_ns http://127.0.0.1:10248/healthz
   wait_ready kubelet "node ${NODE_NAME} Ready" \
     kubectl_admin wait --for=condition=Ready "node/${NODE_NAME}" --timeout=2s

@@ -218,7 +218,8 @@ func TestPrintMarkdown(t *testing.T) {
 		},
 		MaxClean: []maxN{{Series: "file/1s", MaxClean: 300}, {Series: "exec/1s", FirstFail: 50}},
 		Latencies: []latency{
-			{Variant: file, PeriodSeconds: 10, Pods: 100, Measured: 100, P50Ms: 20, P99Ms: 150, MaxMs: 180, AtRest: true, NodeCores: 0.5},
+			{Variant: file, PeriodSeconds: 10, Pods: 100, Measured: 100, P50Ms: 20, P99Ms: 150, MaxMs: 180, AtRest: true, NodeCores: 0.5,
+				InKubelet: &percentiles{Measured: 99, P50Ms: 3, P99Ms: 40, MaxMs: 41}, ToAPI: &percentiles{Measured: 99, P50Ms: 17, P99Ms: 110, MaxMs: 139}},
 			{Variant: polled, PeriodSeconds: 10, Pods: 100, Measured: 99, P50Ms: 5000, P99Ms: 9900, MaxMs: 9990, NodeCores: 1.9},
 		},
 		Notes: []string{"The node was not at rest before series file/10s."},
@@ -241,8 +242,8 @@ func TestPrintMarkdown(t *testing.T) {
 		"| 10.0 | 10.00% | 80.0% | **no** |",
 		"| file/1s | 300 | none measured |",
 		"| exec/1s | below the first step | 50 |",
-		"| file | 10 | once all pods run | 0.500 | 100 of 100 | 20 ms | 150 ms | 180 ms |",
-		"| polled | 10 | while the pods are created | 1.900 | 99 of 100 | 5000 ms | 9900 ms | 9990 ms |",
+		"| file | 10 | once all pods run | 0.500 | 100 of 100 | 20 ms | 150 ms | 180 ms | p50 3 ms, p99 40 ms, max 41 ms (99 pods) | p50 17 ms, p99 110 ms, max 139 ms (99 pods) |",
+		"| polled | 10 | while the pods are created | 1.900 | 99 of 100 | 5000 ms | 9900 ms | 9990 ms | not measured | not measured |",
 		"\n- The node was not at rest before series file/10s.\n",
 	} {
 		if !strings.Contains(out.String(), want) {

@@ -32,6 +32,8 @@ limitations under the License.
 //     variant, p50/p99. By default the heartbeats start only once every pod
 //     of the run is up (a node at rest); -latency-at-rest=false starts them
 //     while the pods are still being created (a node busy starting pods).
+//     With -kubelet-log, each latency splits where the kubelet took the Ready
+//     result (kubeletlog.go): the probe's part and the status update's.
 //
 // It runs on the host: the apiserver through its forwarded port, the kubelet's
 // pods directory and /proc are visible there.
@@ -58,16 +60,16 @@ import (
 )
 
 type options struct {
-	kubeconfig, podsDir, pidsDir, kubepods, node, out string
-	image                                             string
-	series                                            []seriesSpec
-	steps                                             []int
-	window, settle, deleteTimeout                     time.Duration
-	latencyPods                                       int
-	latencyVariants                                   []variant
-	latencyPeriod                                     int32
-	latencyAtRest                                     bool
-	info                                              string
+	kubeconfig, podsDir, pidsDir, kubeletLog, kubepods, node, out string
+	image                                                         string
+	series                                                        []seriesSpec
+	steps                                                         []int
+	window, settle, deleteTimeout                                 time.Duration
+	latencyPods                                                   int
+	latencyVariants                                               []variant
+	latencyPeriod                                                 int32
+	latencyAtRest                                                 bool
+	info                                                          string
 }
 
 // seriesSpec is one variant at one period (none has no period), with its
@@ -167,14 +169,43 @@ type latency struct {
 	// NodeCores is the machine's busy cores from the first heartbeat's
 	// possible start to the last pod Ready.
 	NodeCores float64 `json:"nodeCores"`
+	// InKubelet is the part of the latency until the kubelet took the
+	// Ready result (watch or period, probe, sync loop), ToAPI the rest (status
+	// manager, apiserver, watch); from the kubelet's log, so only with
+	// -kubelet-log (kubeletlog.go).
+	InKubelet *percentiles `json:"inKubelet,omitempty"`
+	ToAPI     *percentiles `json:"kubeletToAPI,omitempty"`
 }
 
-// podTimes is when a pod's first heartbeat was written and when the pod was
+// percentiles summarize latency samples.
+type percentiles struct {
+	Measured int     `json:"measured"`
+	P50Ms    float64 `json:"p50Ms"`
+	P99Ms    float64 `json:"p99Ms"`
+	MaxMs    float64 `json:"maxMs"`
+}
+
+func (p percentiles) String() string {
+	return fmt.Sprintf("p50 %.0f ms, p99 %.0f ms, max %.0f ms (%d pods)", p.P50Ms, p.P99Ms, p.MaxMs, p.Measured)
+}
+
+func summarize(samples []float64) percentiles {
+	sorted := slices.Sorted(slices.Values(samples))
+	p := percentiles{Measured: len(sorted)}
+	if len(sorted) > 0 {
+		p.P50Ms, p.P99Ms, p.MaxMs = percentile(sorted, 50), percentile(sorted, 99), sorted[len(sorted)-1]
+	}
+	return p
+}
+
+// podTimes is when a pod's first heartbeat was written, when the kubelet's
+// sync loop took its Ready result (zero if unknown) and when the pod was
 // first seen Ready.
 type podTimes struct {
-	Pod   string    `json:"pod"`
-	Mark  time.Time `json:"firstHeartbeat"`
-	Ready time.Time `json:"ready"`
+	Pod     string    `json:"pod"`
+	Mark    time.Time `json:"firstHeartbeat"`
+	Kubelet time.Time `json:"kubeletReady,omitzero"`
+	Ready   time.Time `json:"ready"`
 }
 
 type report struct {
@@ -202,6 +233,7 @@ func main() {
 	flag.StringVar(&o.kubeconfig, "kubeconfig", "", "admin kubeconfig of the local stack")
 	flag.StringVar(&o.podsDir, "pods-dir", "", "the kubelet's pods directory (<root-dir>/pods)")
 	flag.StringVar(&o.pidsDir, "pids-dir", "", "hack/local-up-node.sh's pid files (empty: find the kubelet and containerd by name)")
+	flag.StringVar(&o.kubeletLog, "kubelet-log", "", "the kubelet's log (-v=1 or more): splits each readiness latency at the kubelet (empty: no split)")
 	flag.StringVar(&o.kubepods, "kubepods-cgroup", "fileprobe-local/kubepods", "the pods' cgroup, inside a hierarchy (kubepods.slice with the systemd driver)")
 	flag.StringVar(&o.node, "node", "fileprobe-node", "the node: every pod is bound to it")
 	flag.StringVar(&o.image, "image", image, "a busybox image (sh, httpd, mkfifo, cat)")
@@ -557,6 +589,10 @@ func runLatency(ctx context.Context, o options, client kubernetes.Interface, n *
 	}
 	nodeCores := cpuBetween(before, after).Node
 	readyAt := set.firstReady()
+	kubeletReady, err := readKubeletLog(o.kubeletLog, set.namespace, time.Now().Year())
+	if err != nil {
+		return nil, fmt.Errorf("the kubelet's log: %w", err)
+	}
 	perPod := map[variant][]podTimes{}
 	for _, pod := range set.pods() {
 		v := variant(pod.Labels["variant"])
@@ -568,23 +604,36 @@ func runLatency(ctx context.Context, o options, client kubernetes.Interface, n *
 		if err != nil {
 			return nil, fmt.Errorf("pod %s is Ready but its first heartbeat is unknown: %w", pod.Name, err)
 		}
-		perPod[v] = append(perPod[v], podTimes{Pod: pod.Name, Mark: st.ModTime(), Ready: ready})
+		mark := st.ModTime()
+		perPod[v] = append(perPod[v], podTimes{Pod: pod.Name, Mark: mark, Kubelet: kubeletReadyAfter(kubeletReady[pod.Name], mark), Ready: ready})
 	}
 	for _, v := range o.latencyVariants {
-		slices.SortFunc(perPod[v], func(a, b podTimes) int { return strings.Compare(a.Pod, b.Pod) })
-		var samples []float64
-		for _, p := range perPod[v] {
-			samples = append(samples, float64(p.Ready.Sub(p.Mark))/float64(time.Millisecond))
-		}
-		slices.Sort(samples)
-		l := latency{Variant: v, PeriodSeconds: o.latencyPeriod, Pods: o.latencyPods, Measured: len(samples), SamplesMs: samples, PerPod: perPod[v],
-			AtRest: o.latencyAtRest, NodeCores: nodeCores}
-		if len(samples) > 0 {
-			l.P50Ms, l.P99Ms, l.MaxMs = percentile(samples, 50), percentile(samples, 99), samples[len(samples)-1]
-		}
-		out = append(out, l)
+		out = append(out, latencyOf(v, perPod[v], o, nodeCores))
 	}
 	return out, nil
+}
+
+// latencyOf summarizes the per-pod times of a variant.
+func latencyOf(v variant, perPod []podTimes, o options, nodeCores float64) latency {
+	slices.SortFunc(perPod, func(a, b podTimes) int { return strings.Compare(a.Pod, b.Pod) })
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	var total, inKubelet, toAPI []float64
+	for _, p := range perPod {
+		total = append(total, ms(p.Ready.Sub(p.Mark)))
+		if !p.Kubelet.IsZero() {
+			inKubelet = append(inKubelet, ms(p.Kubelet.Sub(p.Mark)))
+			toAPI = append(toAPI, ms(p.Ready.Sub(p.Kubelet)))
+		}
+	}
+	all := summarize(total)
+	l := latency{Variant: v, PeriodSeconds: o.latencyPeriod, Pods: o.latencyPods, Measured: all.Measured,
+		P50Ms: all.P50Ms, P99Ms: all.P99Ms, MaxMs: all.MaxMs, SamplesMs: slices.Sorted(slices.Values(total)), PerPod: perPod,
+		AtRest: o.latencyAtRest, NodeCores: nodeCores}
+	if o.kubeletLog != "" {
+		k, a := summarize(inKubelet), summarize(toAPI)
+		l.InKubelet, l.ToAPI = &k, &a
+	}
+	return l
 }
 
 // percentile of sorted samples, nearest rank.
@@ -627,6 +676,9 @@ func printReport(rep report) {
 	for _, l := range rep.Latencies {
 		fmt.Printf("readiness latency %-8s periodSeconds %d, at rest %v: p50 %.0f ms, p99 %.0f ms, max %.0f ms (%d of %d pods; node %.3f cores)\n",
 			l.Variant, l.PeriodSeconds, l.AtRest, l.P50Ms, l.P99Ms, l.MaxMs, l.Measured, l.Pods, l.NodeCores)
+		if l.InKubelet != nil {
+			fmt.Printf("  until the kubelet took it: %s; from the kubelet to the API: %s\n", l.InKubelet, l.ToAPI)
+		}
 	}
 	for _, note := range rep.Notes {
 		fmt.Println("note:", note)
@@ -671,15 +723,19 @@ func printMarkdown(w io.Writer, path string) error {
 	}
 	if len(rep.Latencies) > 0 {
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "| variant | periodSeconds | heartbeats start | node (all CPUs) | pods measured | p50 | p99 | max |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
+		fmt.Fprintln(w, "| variant | periodSeconds | heartbeats start | node (all CPUs) | pods measured | p50 | p99 | max | until the kubelet took it | from the kubelet to the API |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 		for _, l := range rep.Latencies {
 			start := "while the pods are created"
 			if l.AtRest {
 				start = "once all pods run"
 			}
-			fmt.Fprintf(w, "| %s | %d | %s | %.3f | %d of %d | %.0f ms | %.0f ms | %.0f ms |\n", l.Variant, l.PeriodSeconds, start, l.NodeCores,
-				l.Measured, l.Pods, l.P50Ms, l.P99Ms, l.MaxMs)
+			inKubelet, toAPI := "not measured", "not measured"
+			if l.InKubelet != nil {
+				inKubelet, toAPI = l.InKubelet.String(), l.ToAPI.String()
+			}
+			fmt.Fprintf(w, "| %s | %d | %s | %.3f | %d of %d | %.0f ms | %.0f ms | %.0f ms | %s | %s |\n", l.Variant, l.PeriodSeconds, start, l.NodeCores,
+				l.Measured, l.Pods, l.P50Ms, l.P99Ms, l.MaxMs, inKubelet, toAPI)
 		}
 	}
 	if len(rep.Notes) > 0 {
