@@ -218,9 +218,9 @@ func TestPrintMarkdown(t *testing.T) {
 		},
 		MaxClean: []maxN{{Series: "file/1s", MaxClean: 300}, {Series: "exec/1s", FirstFail: 50}},
 		Latencies: []latency{
-			{Variant: file, PeriodSeconds: 10, Pods: 100, Measured: 100, P50Ms: 20, P99Ms: 150, MaxMs: 180, AtRest: true, NodeCores: 0.5,
+			{Variant: file, PeriodSeconds: 10, Pods: 100, percentiles: percentiles{Measured: 100, P50Ms: 20, P99Ms: 150, MaxMs: 180}, AtRest: true, NodeCores: 0.5,
 				InKubelet: &percentiles{Measured: 99, P50Ms: 3, P99Ms: 40, MaxMs: 41}, ToAPI: &percentiles{Measured: 99, P50Ms: 17, P99Ms: 110, MaxMs: 139}},
-			{Variant: polled, PeriodSeconds: 10, Pods: 100, Measured: 99, P50Ms: 5000, P99Ms: 9900, MaxMs: 9990, NodeCores: 1.9},
+			{Variant: polled, PeriodSeconds: 10, Pods: 100, percentiles: percentiles{Measured: 99, P50Ms: 5000, P99Ms: 9900, MaxMs: 9990}, NodeCores: 1.9},
 		},
 		Notes: []string{"The node was not at rest before series file/10s."},
 	}

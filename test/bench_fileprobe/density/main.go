@@ -152,16 +152,14 @@ type row struct {
 }
 
 type latency struct {
-	Variant       variant   `json:"variant"`
-	PeriodSeconds int32     `json:"periodSeconds"`
-	Pods          int       `json:"pods"`
-	Measured      int       `json:"measured"`
-	P50Ms         float64   `json:"p50Ms"`
-	P99Ms         float64   `json:"p99Ms"`
-	MaxMs         float64   `json:"maxMs"`
-	SamplesMs     []float64 `json:"samplesMs"`
-	// PerPod is each pod's first heartbeat and Ready times, to line up
-	// with the kubelet's log (its "SyncLoop (probe)" lines).
+	Variant       variant `json:"variant"`
+	PeriodSeconds int32   `json:"periodSeconds"`
+	Pods          int     `json:"pods"`
+	// From each pod's first heartbeat to Ready (measured, p50Ms, ... at
+	// the top level of the JSON).
+	percentiles
+	SamplesMs []float64 `json:"samplesMs"`
+	// PerPod is each pod's first heartbeat, kubelet and Ready times.
 	PerPod []podTimes `json:"perPod"`
 	// AtRest: the heartbeats started once every pod was up, not while the
 	// pods were being created.
@@ -189,11 +187,12 @@ func (p percentiles) String() string {
 	return fmt.Sprintf("p50 %.0f ms, p99 %.0f ms, max %.0f ms (%d pods)", p.P50Ms, p.P99Ms, p.MaxMs, p.Measured)
 }
 
+// summarize sorts samples (in place) and summarizes them.
 func summarize(samples []float64) percentiles {
-	sorted := slices.Sorted(slices.Values(samples))
-	p := percentiles{Measured: len(sorted)}
-	if len(sorted) > 0 {
-		p.P50Ms, p.P99Ms, p.MaxMs = percentile(sorted, 50), percentile(sorted, 99), sorted[len(sorted)-1]
+	slices.Sort(samples)
+	p := percentiles{Measured: len(samples)}
+	if len(samples) > 0 {
+		p.P50Ms, p.P99Ms, p.MaxMs = percentile(samples, 50), percentile(samples, 99), samples[len(samples)-1]
 	}
 	return p
 }
@@ -625,10 +624,8 @@ func latencyOf(v variant, perPod []podTimes, o options, nodeCores float64) laten
 			toAPI = append(toAPI, ms(p.Ready.Sub(p.Kubelet)))
 		}
 	}
-	all := summarize(total)
-	l := latency{Variant: v, PeriodSeconds: o.latencyPeriod, Pods: o.latencyPods, Measured: all.Measured,
-		P50Ms: all.P50Ms, P99Ms: all.P99Ms, MaxMs: all.MaxMs, SamplesMs: slices.Sorted(slices.Values(total)), PerPod: perPod,
-		AtRest: o.latencyAtRest, NodeCores: nodeCores}
+	l := latency{Variant: v, PeriodSeconds: o.latencyPeriod, Pods: o.latencyPods, percentiles: summarize(total), SamplesMs: total,
+		PerPod: perPod, AtRest: o.latencyAtRest, NodeCores: nodeCores}
 	if o.kubeletLog != "" {
 		k, a := summarize(inKubelet), summarize(toAPI)
 		l.InKubelet, l.ToAPI = &k, &a
