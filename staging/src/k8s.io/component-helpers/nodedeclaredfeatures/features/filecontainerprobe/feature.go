@@ -23,6 +23,7 @@ package filecontainerprobe
 
 import (
 	"runtime"
+	"sync/atomic"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/version"
@@ -45,15 +46,35 @@ func (f *fileContainerProbeFeature) Name() string {
 }
 
 // Discover declares the feature on Linux nodes whose kubelet has the gate
-// enabled. It runs in the kubelet: file probes need Linux (openat2, statx),
-// and a kubelet on another OS errors on every file probe, so it never
-// declares the feature.
+// enabled and can run file probes on its kernel. It runs in the kubelet: file
+// probes need Linux (openat2, statx), and a kubelet on another OS, or on a
+// kernel without openat2 (or behind a seccomp filter that refuses it), errors
+// on every file probe, so it never declares the feature.
 func (f *fileContainerProbeFeature) Discover(cfg *types.NodeConfiguration) bool {
-	return goos == "linux" && cfg.FeatureGates.Enabled(FileContainerProbeFeatureGate)
+	if goos != "linux" || !cfg.FeatureGates.Enabled(FileContainerProbeFeatureGate) {
+		return false
+	}
+	check := supportCheck.Load()
+	return check == nil || (*check)() == nil
 }
 
 // goos is the kubelet's OS; a variable for tests.
 var goos = runtime.GOOS
+
+// supportCheck, when set, tells whether this node can run file probes.
+var supportCheck atomic.Pointer[func() error]
+
+// SetSupportCheck sets the check by which Discover tells whether this node
+// can run file probes (the kubelet's prober sets it to a check of its kernel,
+// which logs why once when it fails). Discover calls it only when the gate is
+// on, as often as node features are discovered: it should cache its result.
+func SetSupportCheck(check func() error) {
+	if check == nil {
+		supportCheck.Store(nil)
+		return
+	}
+	supportCheck.Store(&check)
+}
 
 func (f *fileContainerProbeFeature) Requirements() *types.FeatureRequirements {
 	return &types.FeatureRequirements{

@@ -17,6 +17,7 @@ limitations under the License.
 package filecontainerprobe_test
 
 import (
+	"errors"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -58,6 +59,36 @@ func TestDiscover(t *testing.T) {
 			t.Errorf("%s, gate %v: Discover() = %v, want %v", test.os, test.enabled, got, test.want)
 		}
 		restore()
+	}
+}
+
+func TestDiscoverSupportCheck(t *testing.T) {
+	restore := filecontainerprobe.SetGOOSForTest("linux")
+	defer restore()
+	defer filecontainerprobe.SetSupportCheck(nil)
+	cfg := func(enabled bool) *types.NodeConfiguration {
+		return &types.NodeConfiguration{FeatureGates: types.FeatureGateMap{filecontainerprobe.FileContainerProbeFeatureGate: enabled}}
+	}
+	calls := 0
+	for _, test := range []struct {
+		name      string
+		enabled   bool
+		err       error
+		want      bool
+		wantCalls int
+	}{
+		{"supported", true, nil, true, 1},
+		// a kernel without openat2, or a seccomp filter refusing it
+		{"unsupported kernel", true, errors.New("openat2(2) is not available"), false, 1},
+		// with the gate off the kernel is not even checked
+		{"gate off", false, nil, false, 0},
+	} {
+		calls = 0
+		err := test.err
+		filecontainerprobe.SetSupportCheck(func() error { calls++; return err })
+		if got := filecontainerprobe.Feature.Discover(cfg(test.enabled)); got != test.want || calls != test.wantCalls {
+			t.Errorf("%s: Discover() = %v after %d checks, want %v after %d", test.name, got, calls, test.want, test.wantCalls)
+		}
 	}
 }
 
