@@ -168,7 +168,7 @@ func BenchmarkFileProbe(b *testing.B) {
 	b.ReportAllocs()
 	start := snapshot(b)
 	for b.Loop() {
-		if r, out, err := fileprobe.Probe(pods, t, 30*time.Second, time.Now()); r != probe.Success {
+		if r, out, err := fileprobe.Probe(pods, t, fileprobe.Check{Validity: 30 * time.Second, Now: time.Now()}); r != probe.Success {
 			b.Fatalf("file probe: %v %q %v", r, out, err)
 		}
 	}

@@ -19,17 +19,23 @@ package prober
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/runtime"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/component-base/metrics"
+	"k8s.io/component-helpers/nodedeclaredfeatures/features/filecontainerprobe"
 	"k8s.io/klog/v2"
+	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
 	"k8s.io/kubernetes/pkg/features"
+	kubecontainer "k8s.io/kubernetes/pkg/kubelet/container"
 	"k8s.io/kubernetes/pkg/kubelet/prober/filewatch"
 	"k8s.io/kubernetes/pkg/kubelet/prober/results"
 	"k8s.io/kubernetes/pkg/probe"
@@ -98,6 +104,9 @@ type fileProber struct {
 	watcher     *filewatch.Watcher
 	// fallbackLogged is set once a watch fallback was logged.
 	fallbackLogged atomic.Bool
+	// errorLogged is when a probe error was last logged at the default
+	// verbosity, in Unix nanoseconds.
+	errorLogged atomic.Int64
 }
 
 // fileTarget is what a probe worker caches about its file probe.
@@ -111,14 +120,46 @@ type fileTarget struct {
 	// disabledReported is set once the gate-off event was recorded.
 	disabledReported atomic.Bool
 
-	// watchMu guards watch and watchFailed.
+	// lastMu guards lastContainerID and lastSucceeded.
+	lastMu sync.Mutex
+	// lastContainerID is the ID of the container instance last probed, and
+	// lastSucceeded whether that probe succeeded: the watch is released at
+	// the first success of an instance, not at the success threshold, so
+	// that the threshold counts periods as without the watch.
+	lastContainerID string
+	lastSucceeded   bool
+
+	// watchMu guards watch, watchRetry and watchBackoff.
 	watchMu sync.Mutex
 	// watch wakes the worker up when the file changes, while its probe has
 	// not succeeded.
 	watch *filewatch.Subscription
-	// watchFailed is set when the file could not be watched: the probe
-	// stays periodic.
-	watchFailed bool
+	// watchRetry is when a watch that could not be set up is tried again,
+	// and watchBackoff the wait before the try after that: until then the
+	// probe stays periodic.
+	watchRetry   time.Time
+	watchBackoff time.Duration
+}
+
+// Back-off of the retries of a file watch that could not be set up
+// (inotify limits such as fs.inotify.max_user_watches, or EMFILE).
+const (
+	watchRetryInitial = 10 * time.Second
+	watchRetryMax     = 5 * time.Minute
+)
+
+// recordResult remembers whether the probe of a container instance succeeded.
+func (e *fileTarget) recordResult(containerID string, succeeded bool) {
+	e.lastMu.Lock()
+	e.lastContainerID, e.lastSucceeded = containerID, succeeded
+	e.lastMu.Unlock()
+}
+
+// succeeded tells whether the last probe of the container instance succeeded.
+func (e *fileTarget) succeeded(containerID string) bool {
+	e.lastMu.Lock()
+	defer e.lastMu.Unlock()
+	return e.lastSucceeded && e.lastContainerID == containerID
 }
 
 // cancelWatch releases the entry's watch, if any.
@@ -208,10 +249,118 @@ func (f *fileProber) podsHandle() (*fileprobe.PodsDir, error) {
 }
 
 // probe runs a file probe: it checks the modification time of the file on
-// the node, through the pod's emptyDir volume, and never calls the container
-// runtime.
-func (f *fileProber) probe(ctx context.Context, probeType probeType, p *v1.Probe, pod *v1.Pod, container *v1.Container) (probe.Result, string, error) {
-	result, output, err := f.run(ctx, probeType, p, pod, container)
+// the node, through the pod's emptyDir volume, against the container instance
+// being probed (containerID, started as status says), and never calls the
+// container runtime. An error (Unknown) is the node's, never the
+// container's: the probe worker discards the result.
+func (f *fileProber) probe(ctx context.Context, probeType probeType, p *v1.Probe, pod *v1.Pod, status *v1.PodStatus, container *v1.Container, containerID kubecontainer.ContainerID) (probe.Result, string, error) {
+	logger := klog.FromContext(ctx)
+	validity := time.Duration(p.File.Validity) * time.Second
+	if loggerV := logger.V(4); loggerV.Enabled() {
+		loggerV.Info("File-Probe", "probeType", probeType, "pod", klog.KObj(pod), "podUID", pod.UID, "containerName", container.Name, "path", p.File.Path, "validity", validity)
+	}
+	result, output, err := f.run(probeType, p, pod, status, container, containerID)
+	if err != nil {
+		f.logError(logger, probeType, p, pod, container, err)
+	} else if e := f.tracked(p.File, pod.UID); e != nil {
+		e.recordResult(containerID.ID, result == probe.Success)
+	}
+	return result, output, err
+}
+
+func (f *fileProber) run(probeType probeType, p *v1.Probe, pod *v1.Pod, status *v1.PodStatus, container *v1.Container, containerID kubecontainer.ContainerID) (probe.Result, string, error) {
+	target, err := f.target(p.File, pod.UID)
+	if err != nil {
+		// The apiserver validates paths: only a newer apiserver's path
+		// can get here, which is no fault of the container.
+		return probe.Unknown, "", fmt.Errorf("file probe %s not run: the kubelet refuses its path: %w", p.File.Path, err)
+	}
+	started, ok := runningSince(status, container.Name, containerID)
+	if !ok {
+		return probe.Unknown, "", fmt.Errorf("file probe %s not run: the start time of container %s (%s) is not known", p.File.Path, container.Name, containerID)
+	}
+	pods, err := f.podsHandle()
+	if err != nil {
+		return probe.Unknown, "", err
+	}
+	return fileprobe.Probe(pods, target, f.check(probeType, p, started))
+}
+
+// check is what a probe of probeType judges its file by, for a container
+// instance that started at started.
+func (f *fileProber) check(probeType probeType, p *v1.Probe, started time.Time) fileprobe.Check {
+	now := time.Now
+	if f.now != nil {
+		now = f.now
+	}
+	return fileprobe.Check{
+		Validity: time.Duration(p.File.Validity) * time.Second,
+		Now:      now(),
+		Started:  started,
+		// A liveness probe gives a new instance validity from its start to
+		// write its first heartbeat; readiness and startup probes wait for
+		// its first heartbeat.
+		GraceFromStart: probeType == liveness,
+	}
+}
+
+// runningSince returns when the running container instance containerID of
+// the named container (or restartable init container) started, as status
+// says.
+func runningSince(status *v1.PodStatus, name string, containerID kubecontainer.ContainerID) (time.Time, bool) {
+	for _, statuses := range [][]v1.ContainerStatus{status.ContainerStatuses, status.InitContainerStatuses} {
+		for i := range statuses {
+			c := &statuses[i]
+			if c.Name != name || !sameContainer(c.ContainerID, containerID) {
+				continue
+			}
+			if c.State.Running == nil || c.State.Running.StartedAt.IsZero() {
+				return time.Time{}, false
+			}
+			return c.State.Running.StartedAt.Time, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// sameContainer tells whether a status's container ID (type://id) is id,
+// without allocating.
+func sameContainer(statusID string, id kubecontainer.ContainerID) bool {
+	return id.ID != "" && len(statusID) == len(id.Type)+3+len(id.ID) &&
+		strings.HasPrefix(statusID, id.Type) && statusID[len(id.Type):len(id.Type)+3] == "://" && strings.HasSuffix(statusID, id.ID)
+}
+
+// errorLogInterval is the least time between two file probe errors logged at
+// the default verbosity, kubelet-wide: a node out of descriptors must not
+// flood the log with a line per probe (the others are logged at -v=4).
+const errorLogInterval = 10 * time.Second
+
+// logError logs a file probe that could not be run, with the errno.
+func (f *fileProber) logError(logger klog.Logger, probeType probeType, p *v1.Probe, pod *v1.Pod, container *v1.Container, err error) {
+	now := time.Now().UnixNano()
+	last := f.errorLogged.Load()
+	verbose := logger.V(4)
+	if now-last >= int64(errorLogInterval) && f.errorLogged.CompareAndSwap(last, now) {
+		verbose = logger.V(0)
+	}
+	if !verbose.Enabled() {
+		return
+	}
+	errno := ""
+	var perr *fileprobe.Error
+	if errors.As(err, &perr) {
+		errno = perr.ErrnoName()
+	}
+	verbose.Info("File probe not run, its result is discarded: the error is the node's, not the container's (at most one such line every 10s at the default verbosity, all at -v=4)",
+		"probeType", probeType, "pod", klog.KObj(pod), "podUID", pod.UID, "containerName", container.Name, "path", p.File.Path, "errno", errno, "err", err)
+}
+
+// count counts a probe in prober_file_probe_total, once however often the
+// prober retried it; it does nothing for other handlers.
+func (f *fileProber) count(probeType probeType, p *v1.Probe, result probe.Result, err error) {
+	if p == nil || p.File == nil {
+		return
+	}
 	resultLabel := probeResultUnknown
 	switch {
 	case err != nil:
@@ -221,29 +370,6 @@ func (f *fileProber) probe(ctx context.Context, probeType probeType, p *v1.Probe
 		resultLabel = probeResultFailed
 	}
 	FileProbes.WithLabelValues(probeType.String(), resultLabel).Inc()
-	return result, output, err
-}
-
-func (f *fileProber) run(ctx context.Context, probeType probeType, p *v1.Probe, pod *v1.Pod, container *v1.Container) (probe.Result, string, error) {
-	validity := time.Duration(p.File.Validity) * time.Second
-	if logger := klog.FromContext(ctx).V(4); logger.Enabled() {
-		logger.Info("File-Probe", "probeType", probeType, "pod", klog.KObj(pod), "podUID", pod.UID, "containerName", container.Name, "path", p.File.Path, "validity", validity)
-	}
-	target, err := f.target(p.File, pod.UID)
-	if err != nil {
-		// A path the kubelet refuses is never a Success; the apiserver
-		// validates paths, so only a newer apiserver's can get here.
-		return probe.Failure, err.Error(), nil
-	}
-	pods, err := f.podsHandle()
-	if err != nil {
-		return probe.Unknown, "", err
-	}
-	now := time.Now
-	if f.now != nil {
-		now = f.now
-	}
-	return fileprobe.Probe(pods, target, validity, now())
 }
 
 // fileProbeDisabled handles a file probe on a kubelet whose FileContainerProbe
@@ -282,14 +408,24 @@ func fileProbeDisabledConsequence(probeType probeType) string {
 }
 
 // watchUntilSuccess is called by a probe worker after each probe. While a
-// readiness or startup file probe has not succeeded, it watches the probe
-// file, and a change of the file (a heartbeat) makes the worker probe at
-// once instead of at its next period; once the probe succeeded, the watch is
-// released, and failures are detected periodically as with every probe.
+// readiness or startup file probe has not succeeded for the current container
+// instance, it watches the probe file, and a change of the file that makes
+// the probe succeed (a heartbeat) makes the worker probe at once instead of
+// at its next period. Only the time of that check moves earlier: a change
+// after which the file would still fail wakes nothing up (so it counts
+// nothing towards failureThreshold), and the watch is released at the first
+// success, so that successThreshold counts periods as without the watch and
+// failures are detected periodically as with every probe. The worker itself
+// still honours initialDelaySeconds, on-hold and the thresholds.
+//
 // Liveness probes are never watched. A file below a directory of the volume
-// is not watched (the directory is the container's), nor is one whose
-// directory cannot be watched: those probes stay periodic.
+// is not watched (the directory is the container's). A file whose directory
+// cannot be watched stays periodic, and the watch is tried again after a
+// back-off. It runs under the same panic recovery as the probe it follows.
 func (f *fileProber) watchUntilSuccess(ctx context.Context, w *worker) {
+	defer func() { recover() }() // HandleCrash logs it; a panic must not take the kubelet down
+	defer runtime.HandleCrashWithContext(ctx)
+
 	if w.spec.File == nil || w.probeType == liveness || !utilfeature.DefaultFeatureGate.Enabled(features.FileContainerProbe) {
 		return
 	}
@@ -304,7 +440,7 @@ func (f *fileProber) watchUntilSuccess(ctx context.Context, w *worker) {
 	succeeded := false
 	if !w.containerID.IsEmpty() {
 		result, found := w.resultsManager.Get(w.containerID)
-		succeeded = found && result == results.Success
+		succeeded = (found && result == results.Success) || e.succeeded(w.containerID.ID)
 	}
 	e.watchMu.Lock()
 	defer e.watchMu.Unlock()
@@ -318,31 +454,70 @@ func (f *fileProber) watchUntilSuccess(ctx context.Context, w *worker) {
 		}
 		return
 	}
-	if e.watch != nil || e.watchFailed {
+	if e.watch != nil {
 		return
 	}
-	trigger := w.manualTriggerCh
-	sub, err := f.fileWatcher(logger).Watch(filepath.Join(f.podsDir, dir), name, func() {
-		select {
-		case trigger <- struct{}{}:
-		default: // a probe is due already
-		}
-	})
+	now := time.Now()
+	if now.Before(e.watchRetry) {
+		return
+	}
+	sub, err := f.fileWatcher(logger).Watch(filepath.Join(f.podsDir, dir), name, func() { f.wake(w, e) })
 	switch {
 	case err == nil:
 		e.watch = sub
+		e.watchRetry, e.watchBackoff = time.Time{}, 0
 		logger.V(4).Info("Watching the file of a file probe until it succeeds", "probeType", w.probeType, "pod", klog.KObj(w.pod), "containerName", w.container.Name, "path", w.spec.File.Path)
 	case errors.Is(err, filewatch.ErrNotSetUp):
 		// The volume is not set up yet: try again after the next probe.
 	default:
-		e.watchFailed = true
+		if e.watchBackoff == 0 {
+			e.watchBackoff = watchRetryInitial
+		}
+		e.watchRetry = now.Add(e.watchBackoff)
+		e.watchBackoff = min(2*e.watchBackoff, watchRetryMax)
 		FileProbeWatchFallbacks.Inc()
 		if f.fallbackLogged.CompareAndSwap(false, true) {
-			logger.Info("Cannot watch the file of a file probe: it stays periodic (logged once; prober_file_probe_watch_fallbacks_total counts them)",
-				"probeType", w.probeType, "pod", klog.KObj(w.pod), "containerName", w.container.Name, "path", w.spec.File.Path, "err", err)
+			logger.Info("Cannot watch the file of a file probe: it stays periodic, and the watch is tried again later (logged once; prober_file_probe_watch_fallbacks_total counts them)",
+				"probeType", w.probeType, "pod", klog.KObj(w.pod), "containerName", w.container.Name, "path", w.spec.File.Path, "retryAfter", e.watchRetry.Sub(now), "err", err)
 		} else {
-			logger.V(4).Info("Cannot watch the file of a file probe: it stays periodic", "pod", klog.KObj(w.pod), "containerName", w.container.Name, "err", err)
+			logger.V(4).Info("Cannot watch the file of a file probe: it stays periodic", "pod", klog.KObj(w.pod), "containerName", w.container.Name, "retryAfter", e.watchRetry.Sub(now), "err", err)
 		}
+	}
+}
+
+// wake is called by the file watcher when the file of a watched probe
+// changed. It wakes the worker up only when the probe would now succeed for
+// the running container instance, past its initial delay: a change that
+// leaves the file stale (a chmod, another container's write, the previous
+// instance's file) triggers nothing. It must not block.
+func (f *fileProber) wake(w *worker, e *fileTarget) {
+	status, ok := w.probeManager.statusManager.GetPodStatus(w.pod.UID)
+	if !ok {
+		return
+	}
+	c, ok := podutil.GetContainerStatus(status.ContainerStatuses, w.container.Name)
+	if !ok || len(c.ContainerID) == 0 {
+		if c, ok = podutil.GetContainerStatus(status.InitContainerStatuses, w.container.Name); !ok {
+			return
+		}
+	}
+	if c.State.Running == nil || c.State.Running.StartedAt.IsZero() {
+		return
+	}
+	started := c.State.Running.StartedAt.Time
+	if int32(time.Since(started).Seconds()) < w.spec.InitialDelaySeconds {
+		return // the worker would not probe yet
+	}
+	pods, err := f.podsHandle()
+	if err != nil {
+		return
+	}
+	if result, _, err := fileprobe.Probe(pods, e.target, f.check(w.probeType, w.spec, started)); err != nil || result != probe.Success {
+		return
+	}
+	select {
+	case w.manualTriggerCh <- struct{}{}:
+	default: // a probe is due already
 	}
 }
 
@@ -352,4 +527,27 @@ func (f *fileProber) fileWatcher(logger klog.Logger) *filewatch.Watcher {
 		f.watcher = filewatch.New(logger.WithName("filewatch"))
 	})
 	return f.watcher
+}
+
+func init() {
+	// The kubelet declares the node feature FileContainerProbe only if it
+	// can run file probes on this kernel.
+	filecontainerprobe.SetSupportCheck(fileProbeSupport)
+}
+
+var (
+	supportOnce sync.Once
+	supportErr  error
+)
+
+// fileProbeSupport checks once that this kubelet can run file probes on its
+// kernel (openat2 present and permitted), and logs why not.
+func fileProbeSupport() error {
+	supportOnce.Do(func() {
+		supportErr = fileprobe.CheckSupport()
+		if supportErr != nil {
+			klog.Background().Info("This kubelet cannot run file probes on this node: it does not declare the node feature FileContainerProbe, so the scheduler keeps pods with file probes away and the kubelet's admission rejects them", "err", supportErr)
+		}
+	})
+	return supportErr
 }

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
@@ -79,6 +80,8 @@ type fileProbeFixture struct {
 	// volume is the emptyDir volume's directory on the "node".
 	volume string
 	now    time.Time
+	// started is when the test container started.
+	started time.Time
 }
 
 func newFileProbeFixture(t testing.TB) *fileProbeFixture {
@@ -88,8 +91,13 @@ func newFileProbeFixture(t testing.TB) *fileProbeFixture {
 		runtime:  apitest.NewFakeRuntimeService(),
 		recorder: record.NewFakeRecorder(1000),
 		volume:   filepath.Join(podsDir, testPodUID, "volumes", "kubernetes.io~empty-dir", "probe-volume"),
-		now:      time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC),
+		// The test container starts now (a container that started
+		// before the probe manager would be taken for one that survived
+		// a kubelet restart, and the worker's initial delay counts on the
+		// real clock), and the fixture's clock is an hour later.
+		started: time.Now().Truncate(time.Second),
 	}
+	f.now = f.started.Add(time.Hour)
 	if err := os.MkdirAll(f.volume, 0o750); err != nil {
 		t.Fatal(err)
 	}
@@ -158,8 +166,26 @@ func (f *fileProbeFixture) newFileProbeWorker(t testing.TB, probeType probeType,
 		pod.Spec.Containers[0].StartupProbe = spec
 	}
 	w := newWorker(f.m, probeType, pod, pod.Spec.Containers[0])
-	f.m.statusManager.SetPodStatus(logger, w.pod, getTestRunningStatusWithStarted(probeType != startup))
+	podStatus := getTestRunningStatusWithStarted(probeType != startup)
+	// The container started well before the files the tests write.
+	podStatus.ContainerStatuses[0].State.Running.StartedAt = metav1.NewTime(f.started)
+	f.m.statusManager.SetPodStatus(logger, w.pod, podStatus)
 	return w
+}
+
+// restartContainer makes the worker's container a new instance, with ID id,
+// that started at started.
+func (f *fileProbeFixture) restartContainer(t testing.TB, w *worker, id string, started time.Time) {
+	t.Helper()
+	logger, _ := ktesting.NewTestContext(t)
+	podStatus, _ := f.m.statusManager.GetPodStatus(w.pod.UID)
+	podStatus = *podStatus.DeepCopy()
+	c := &podStatus.ContainerStatuses[0]
+	newID := kubecontainer.ContainerID{Type: testContainerID.Type, ID: id}
+	c.ContainerID = newID.String()
+	c.State.Running = &v1.ContainerStateRunning{StartedAt: metav1.NewTime(started)}
+	c.RestartCount++
+	f.m.statusManager.SetPodStatus(logger, w.pod, podStatus)
 }
 
 func fileHandler(path string) v1.ProbeHandler {
@@ -194,8 +220,12 @@ func TestFileProbeResults(t *testing.T) {
 		// setup prepares the volume.
 		setup func(t *testing.T, f *fileProbeFixture)
 		// path is the probe's path, /probe-volume/probe if empty.
-		path          string
-		expected      results.Result
+		path     string
+		expected results.Result
+		// errored is set when the probe could not be run (the node's
+		// fault): its result is discarded, and the worker's initial
+		// value stays (no restart, not ready, not started).
+		errored       bool
 		expectedEvent string
 	}{{
 		name:     "fresh file",
@@ -231,8 +261,8 @@ func TestFileProbeResults(t *testing.T) {
 				t.Fatal(err)
 			}
 		},
-		expected:      results.Failure,
-		expectedEvent: `probe failed: file /probe-volume/probe: emptyDir volume "probe-volume" is not set up on the node`,
+		errored:       true,
+		expectedEvent: `probe errored and resulted in unknown state: file probe /probe-volume/probe not run: resolve failed: emptyDir volume "probe-volume" is not set up on the node`,
 	}, {
 		name: "directory",
 		setup: func(t *testing.T, f *fileProbeFixture) {
@@ -289,7 +319,14 @@ func TestFileProbeResults(t *testing.T) {
 				if !w.doProbe(ctx) {
 					t.Fatal("the worker stopped")
 				}
-				expectResult(t, w, test.expected, test.name)
+				expected := test.expected
+				if test.errored {
+					expected = w.initialValue
+					if w.onHold {
+						t.Error("an errored probe put the worker on hold, as after a restart-worthy result")
+					}
+				}
+				expectResult(t, w, expected, test.name)
 				events := f.events()
 				if test.expectedEvent == "" {
 					if len(events) != 0 {
@@ -436,18 +473,19 @@ func TestFileProbeWorkerCache(t *testing.T) {
 	if other := f.m.prober.file.tracked(w.spec.File, types.UID("another-pod")); other != nil {
 		t.Error("a cached target was returned for another pod")
 	}
-	if result, output, err := f.m.prober.file.run(ctx, readiness, w.spec, w.pod, &w.container); result != probe.Success || err != nil {
+	podStatus, _ := f.m.statusManager.GetPodStatus(w.pod.UID)
+	if result, output, err := f.m.prober.file.run(readiness, w.spec, w.pod, &podStatus, &w.container, testContainerID); result != probe.Success || err != nil {
 		t.Fatalf("probe: %v %q %v", result, output, err)
 	}
 	if allocs := testing.AllocsPerRun(100, func() {
-		_, _, _ = f.m.prober.file.run(ctx, readiness, w.spec, w.pod, &w.container)
+		_, _, _ = f.m.prober.file.run(readiness, w.spec, w.pod, &podStatus, &w.container, testContainerID)
 	}); allocs != 0 {
 		t.Errorf("a cached file probe allocates %v times, want 0", allocs)
 	}
 
 	// A probe with no worker (and no cache) still runs.
 	spec := &v1.Probe{ProbeHandler: fileHandler(testFileProbePath)}
-	if result, _, err := f.m.prober.file.run(ctx, readiness, spec, w.pod, &w.container); result != probe.Success || err != nil {
+	if result, _, err := f.m.prober.file.run(readiness, spec, w.pod, &podStatus, &w.container, testContainerID); result != probe.Success || err != nil {
 		t.Errorf("uncached probe: %v %v", result, err)
 	}
 
@@ -463,19 +501,28 @@ func TestFileProbeWorkerCache(t *testing.T) {
 }
 
 // TestFileProbeRefusedPath checks that a path the kubelet refuses (the
-// apiserver validates paths; a newer one could accept more) is a Failure with
-// the reason, never a Success.
+// apiserver validates paths; a newer one could accept more) is never a
+// Success, and never blamed on the container either: the probe errors, its
+// result is discarded (not ready, no restart), and the event says why.
 func TestFileProbeRefusedPath(t *testing.T) {
 	setFileProbeGate(t, true)
-	_, ctx := ktesting.NewTestContext(t)
-	f := newFileProbeFixture(t)
-	f.writeProbeFile(t, 0)
-	w := f.newFileProbeWorker(t, readiness, fileHandler("/probe-volume/../probe-volume/probe"))
-	w.doProbe(ctx)
-	expectResult(t, w, results.Failure, "refused path")
-	events := f.events()
-	if len(events) != 1 || !strings.Contains(events[0], `file probe path "/probe-volume/../probe-volume/probe" has an empty, '.' or '..' segment`) {
-		t.Errorf("expected an event with the reason, got %q", events)
+	for _, probeType := range allProbeTypes {
+		t.Run(probeType.String(), func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			f := newFileProbeFixture(t)
+			f.writeProbeFile(t, 0)
+			w := f.newFileProbeWorker(t, probeType, fileHandler("/probe-volume/../probe-volume/probe"))
+			w.doProbe(ctx)
+			expectResult(t, w, w.initialValue, "refused path")
+			if w.onHold {
+				t.Error("the worker is on hold, as after a restart-worthy result")
+			}
+			events := f.events()
+			if len(events) != 1 || !strings.Contains(events[0], "probe errored") ||
+				!strings.Contains(events[0], `the kubelet refuses its path: file probe path "/probe-volume/../probe-volume/probe" has an empty, '.' or '..' segment`) {
+				t.Errorf("expected an event with the reason, got %q", events)
+			}
+		})
 	}
 }
 
@@ -492,11 +539,15 @@ func TestFileProbeMetrics(t *testing.T) {
 
 	ok := f.newFileProbeWorker(t, readiness, fileHandler(testFileProbePath))
 	missing := f.newFileProbeWorker(t, liveness, fileHandler("/probe-volume/missing"))
+	// The prober tries an errored probe maxProbeRetries times: it is
+	// counted once.
+	errored := f.newFileProbeWorker(t, readiness, fileHandler("/no-such-volume/probe"))
 	exec := f.newFileProbeWorker(t, readiness, v1.ProbeHandler{Exec: &v1.ExecAction{Command: []string{"true"}}})
 	for i := 0; i < 3; i++ {
 		ok.doProbe(ctx)
 		missing.doProbe(ctx)
 		missing.onHold = false
+		errored.doProbe(ctx)
 		exec.doProbe(ctx)
 	}
 	expectResult(t, exec, results.Success, "the exec probe")
@@ -506,6 +557,7 @@ func TestFileProbeMetrics(t *testing.T) {
 	}{
 		{"Readiness", probeResultSuccessful, 3},
 		{"Liveness", probeResultFailed, 3},
+		{"Readiness", probeResultUnknown, 3},
 		{"Readiness", probeResultFailed, 0},
 		{"Liveness", probeResultSuccessful, 0},
 	} {
@@ -647,8 +699,9 @@ func TestFileProbeWatchPodChurn(t *testing.T) {
 
 // TestFileProbeWatchFallback: a file whose directory cannot be watched (here,
 // a path component is not a directory; exhausted inotify limits are tested
-// in package filewatch) stays periodic: the probe runs and
-// fails as usual, the fallback is counted, and no watch is retried.
+// in package filewatch) stays periodic: the probe runs and fails as usual,
+// the fallback is counted, and the watch is tried again only after a
+// back-off that grows.
 func TestFileProbeWatchFallback(t *testing.T) {
 	setFileProbeGate(t, true)
 	registry := metrics.NewKubeRegistry()
@@ -665,17 +718,39 @@ func TestFileProbeWatchFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := f.newFileProbeWorker(t, readiness, fileHandler(testFileProbePath))
+	e := f.m.prober.file.tracked(w.spec.File, w.pod.UID)
+	var backoffs []time.Duration
 	for i := 0; i < 3; i++ {
-		w.doProbe(ctx)
-		f.m.prober.file.watchUntilSuccess(ctx, w)
+		for j := 0; j < 3; j++ {
+			w.doProbe(ctx)
+			f.m.prober.file.watchUntilSuccess(ctx, w)
+		}
+		if got, err := testutil.GetCounterMetricValue(FileProbeWatchFallbacks); err != nil || got != float64(i+1) {
+			t.Fatalf("attempt %d: prober_file_probe_watch_fallbacks_total = %v (%v), want %d: one per attempt, none during the back-off", i, got, err, i+1)
+		}
+		if e.watch != nil || !e.watchRetry.After(time.Now()) {
+			t.Fatalf("attempt %d: the probe is not periodic until a retry: %+v", i, e)
+		}
+		backoffs = append(backoffs, time.Until(e.watchRetry).Round(time.Second))
+		e.watchRetry = time.Time{} // the back-off is over
+	}
+	if want := []time.Duration{watchRetryInitial, 2 * watchRetryInitial, 4 * watchRetryInitial}; fmt.Sprint(backoffs) != fmt.Sprint(want) {
+		t.Errorf("back-offs %v, want %v", backoffs, want)
 	}
 	expectResult(t, w, results.Failure, "unwatchable")
-	if got, err := testutil.GetCounterMetricValue(FileProbeWatchFallbacks); err != nil || got != 1 {
-		t.Errorf("prober_file_probe_watch_fallbacks_total = %v (%v), want 1", got, err)
+
+	// Once the directory can be watched, the retry takes the watch.
+	if err := os.Remove(volumes); err != nil {
+		t.Fatal(err)
 	}
-	if e := f.m.prober.file.tracked(w.spec.File, w.pod.UID); e == nil || !e.watchFailed || e.watch != nil {
-		t.Errorf("the probe is not marked periodic-only: %+v", e)
+	if err := os.MkdirAll(f.volume, 0o750); err != nil {
+		t.Fatal(err)
 	}
+	f.m.prober.file.watchUntilSuccess(ctx, w)
+	if e.watch == nil || e.watchBackoff != 0 {
+		t.Errorf("the retried watch was not taken: %+v", e)
+	}
+	e.cancelWatch()
 }
 
 // BenchmarkProberFileProbe is one file probe as the kubelet's prober runs it
@@ -712,4 +787,292 @@ func BenchmarkProberFileProbe(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestFileProbeContainerRestart: a restarted container is judged on its own
+// heartbeat, not on the file its previous instance (or an init container, or
+// another container before it started) left in the volume, which outlives
+// it. Readiness and startup wait for its first heartbeat; liveness gives it
+// validity from its start.
+func TestFileProbeContainerRestart(t *testing.T) {
+	setFileProbeGate(t, true)
+	for _, test := range []struct {
+		probeType probeType
+		// expected after the restart, before the new instance writes
+		expected results.Result
+		event    string
+	}{
+		{readiness, results.Failure, "Warning Unhealthy Readiness probe failed: file /probe-volume/probe last modified 4s ago, before the container started 3s ago"},
+		{startup, results.Failure, "Warning Unhealthy Startup probe failed: file /probe-volume/probe last modified 4s ago, before the container started 3s ago"},
+		{liveness, results.Success, ""},
+	} {
+		t.Run(test.probeType.String(), func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			f := newFileProbeFixture(t)
+			// Container starts are on the real clock (the worker checks
+			// the initial delay against it): the first instance started
+			// 5s ago, the fixture's clock is 2s behind, so that the
+			// second instance's start (below) is not in the future.
+			now := time.Now()
+			f.started = now.Add(-5 * time.Second)
+			f.now = now.Add(-2 * time.Second).Truncate(time.Second)
+			w := f.newFileProbeWorker(t, test.probeType, fileHandler(testFileProbePath))
+			w.spec.FailureThreshold = 1
+			// The first instance writes its heartbeat, then crashes.
+			f.writeProbeFile(t, 0)
+			w.doProbe(ctx)
+			expectResult(t, w, results.Success, "first instance, fresh file")
+			f.events()
+
+			// 4s later, its successor starts (3s before now, a fraction
+			// of a second into its second) and has not written yet: the
+			// file is well within validity (10s).
+			f.now = f.now.Add(4 * time.Second)
+			f.restartContainer(t, w, "second", f.now.Add(-3*time.Second+300*time.Millisecond))
+			w.doProbe(ctx)
+			second := kubecontainer.ContainerID{Type: testContainerID.Type, ID: "second"}
+			if r, _ := w.resultsManager.Get(second); r != test.expected {
+				t.Fatalf("restarted container before its first heartbeat: %v, want %v", r, test.expected)
+			}
+			events := f.events()
+			if test.event == "" && len(events) != 0 || test.event != "" && (len(events) != 1 || events[0] != test.event) {
+				t.Errorf("events %q, want %q", events, test.event)
+			}
+
+			if test.probeType == liveness {
+				// It gets validity (10s) from its start: at 8s it
+				// still lives; at 11s without a heartbeat it fails.
+				f.now = f.now.Add(5 * time.Second)
+				w.doProbe(ctx)
+				if r, _ := w.resultsManager.Get(second); r != results.Success {
+					t.Fatalf("8s after its start: %v, want Success", r)
+				}
+				f.now = f.now.Add(3 * time.Second)
+				w.doProbe(ctx)
+				if r, _ := w.resultsManager.Get(second); r != results.Failure {
+					t.Fatalf("11s after its start, never written: %v, want Failure", r)
+				}
+				if events := f.events(); len(events) != 1 || !strings.Contains(events[0], "last modified 12s ago, before the container started 11s ago (validity 10s)") {
+					t.Errorf("events %q", events)
+				}
+				return
+			}
+			// Its first heartbeat (or another container's, after it
+			// started) counts.
+			w.onHold = false // a failed startup probe holds the worker until the next restart
+			f.writeProbeFile(t, 0)
+			w.doProbe(ctx)
+			if r, _ := w.resultsManager.Get(second); r != results.Success {
+				t.Fatalf("after its first heartbeat: %v, want Success", r)
+			}
+		})
+	}
+}
+
+// TestFileProbeRestartableInitContainer: a sidecar is judged against its own
+// start, from the pod's init container statuses.
+func TestFileProbeRestartableInitContainer(t *testing.T) {
+	setFileProbeGate(t, true)
+	_, ctx := ktesting.NewTestContext(t)
+	logger, _ := ktesting.NewTestContext(t)
+	f := newFileProbeFixture(t)
+	f.now = f.started // the sidecar starts on the real clock (2s ago, below)
+	pod := getTestPod()
+	always := v1.ContainerRestartPolicyAlways
+	sidecar := v1.Container{Name: "sidecar", RestartPolicy: &always,
+		ReadinessProbe: &v1.Probe{ProbeHandler: fileHandler(testFileProbePath), PeriodSeconds: 1, SuccessThreshold: 1, FailureThreshold: 1}}
+	pod.Spec.InitContainers = []v1.Container{sidecar}
+	w := newWorker(f.m, readiness, pod, sidecar)
+	sidecarID := kubecontainer.ContainerID{Type: "test", ID: "sidecar-id"}
+	podStatus := getTestRunningStatus()
+	// The main container started long ago; the sidecar 2s ago.
+	podStatus.ContainerStatuses[0].State.Running.StartedAt = metav1.NewTime(f.now.Add(-time.Hour))
+	started := true
+	podStatus.InitContainerStatuses = []v1.ContainerStatus{{Name: "sidecar", ContainerID: sidecarID.String(), Started: &started,
+		State: v1.ContainerState{Running: &v1.ContainerStateRunning{StartedAt: metav1.NewTime(f.now.Add(-2 * time.Second))}}}}
+	f.m.statusManager.SetPodStatus(logger, pod, podStatus)
+
+	f.writeProbeFile(t, 5*time.Second) // before the sidecar started
+	w.doProbe(ctx)
+	if r, _ := f.m.readinessManager.Get(sidecarID); r != results.Failure {
+		t.Fatalf("sidecar on a file older than its start: %v, want Failure", r)
+	}
+	f.writeProbeFile(t, time.Second)
+	w.doProbe(ctx)
+	if r, _ := f.m.readinessManager.Get(sidecarID); r != results.Success {
+		t.Fatalf("sidecar after its heartbeat: %v, want Success", r)
+	}
+}
+
+// fileProbeCount reads prober_file_probe_total.
+func fileProbeCount(t *testing.T, probeType probeType, result string) float64 {
+	t.Helper()
+	got, err := testutil.GetCounterMetricValue(FileProbes.WithLabelValues(probeType.String(), result))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// setStarted sets when the worker's container started.
+func (f *fileProbeFixture) setStarted(t testing.TB, w *worker, started time.Time) {
+	t.Helper()
+	logger, _ := ktesting.NewTestContext(t)
+	podStatus, _ := f.m.statusManager.GetPodStatus(w.pod.UID)
+	podStatus = *podStatus.DeepCopy()
+	podStatus.ContainerStatuses[0].State.Running.StartedAt = metav1.NewTime(started)
+	f.m.statusManager.SetPodStatus(logger, w.pod, podStatus)
+}
+
+// TestFileProbeWatchStaleChangesCountNothing: a watch-woken probe changes only when
+// the next check runs. Changes that leave the file stale (chmod, here) wake
+// nothing up, so they cannot spend a startup probe's failureThreshold.
+func TestFileProbeWatchStaleChangesCountNothing(t *testing.T) {
+	setFileProbeGate(t, true)
+	registry := metrics.NewKubeRegistry()
+	registry.MustRegister(FileProbes)
+	FileProbes.Reset()
+	_, ctx := ktesting.NewTestContext(t)
+	f := newFileProbeFixture(t)
+	f.m.prober.file.now = nil // the real clock: inotify reports real changes
+	path := filepath.Join(f.volume, "probe")
+	writeFile(t, path, time.Now().Add(-time.Hour))
+	w := f.newFileProbeWorker(t, startup, fileHandler(testFileProbePath))
+	w.spec.PeriodSeconds = 60
+	w.spec.FailureThreshold = 3
+	watcher := f.m.prober.file.fileWatcher(klog.FromContext(ctx))
+	stop := f.startWorker(t, ctx, w)
+	defer stop()
+	waitUntil(t, "the file is watched after the first probe", func() bool { return watcher.Watched() == 1 })
+	waitUntil(t, "the first probe fails", func() bool { return fileProbeCount(t, startup, probeResultFailed) == 1 })
+
+	// Each chmod is an inotify event on the probe file, 250 ms apart (more
+	// than filewatch.MinTriggerInterval): the file stays stale.
+	for i := 0; i < 8; i++ {
+		mode := os.FileMode(0o600)
+		if i%2 == 0 {
+			mode = 0o644
+		}
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if got := fileProbeCount(t, startup, probeResultFailed); got != 1 {
+		t.Fatalf("%v startup probes failed after 8 changes of a stale file, want 1 (the periodic one): a woken probe that fails must count nothing", got)
+	}
+	if r, _ := f.m.startupManager.Get(testContainerID); r == results.Failure {
+		t.Fatal("the startup probe failed (the container would be restarted)")
+	}
+	// A heartbeat wakes it up, and it succeeds.
+	if err := os.Chtimes(path, time.Now(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the heartbeat wakes the probe up", func() bool {
+		r, ok := f.m.startupManager.Get(testContainerID)
+		return ok && r == results.Success
+	})
+}
+
+// TestFileProbeWatchSuccessThreshold: the watch wakes the first success up;
+// successThreshold still counts periods, as without the watch, however often
+// the file is touched.
+func TestFileProbeWatchSuccessThreshold(t *testing.T) {
+	setFileProbeGate(t, true)
+	registry := metrics.NewKubeRegistry()
+	registry.MustRegister(FileProbes)
+	FileProbes.Reset()
+	_, ctx := ktesting.NewTestContext(t)
+	f := newFileProbeFixture(t)
+	f.m.prober.file.now = nil
+	w := f.newFileProbeWorker(t, readiness, fileHandler(testFileProbePath))
+	const period = 2 * time.Second
+	w.spec.PeriodSeconds = int32(period / time.Second)
+	w.spec.SuccessThreshold = 3
+	watcher := f.m.prober.file.fileWatcher(klog.FromContext(ctx))
+	stop := f.startWorker(t, ctx, w)
+	defer stop()
+	waitUntil(t, "the file is watched after the first probe", func() bool { return watcher.Watched() == 1 })
+
+	// A container touching its file every 100 ms.
+	done := make(chan struct{})
+	defer close(done)
+	path := filepath.Join(f.volume, "probe")
+	go func() {
+		for {
+			now := time.Now()
+			_ = os.WriteFile(path, nil, 0o600)
+			_ = os.Chtimes(path, now, now)
+			select {
+			case <-done:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	waitUntil(t, "the first heartbeat wakes the probe up", func() bool { return fileProbeCount(t, readiness, probeResultSuccessful) >= 1 })
+	first := time.Now()
+	waitUntil(t, "the watch is released at the first success", func() bool { return watcher.Watched() == 0 })
+	if r, _ := f.m.readinessManager.Get(testContainerID); r == results.Success {
+		t.Fatal("ready after one success, with successThreshold 3")
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 6*period, true, func(context.Context) (bool, error) {
+		r, _ := f.m.readinessManager.Get(testContainerID)
+		return r == results.Success, nil
+	}); err != nil {
+		t.Fatalf("never ready: %v", err)
+	}
+	// Two more periodic successes: at least two periods after the first
+	// (the first is seen up to 10 ms late here; allow a period's slack
+	// below 2 periods for the ticker).
+	if elapsed := time.Since(first); elapsed < 3*period/2 {
+		t.Errorf("ready %v after the first success: successThreshold 3 must take two more periods (%v)", elapsed, 2*period)
+	}
+	if got := fileProbeCount(t, readiness, probeResultSuccessful); got != 3 {
+		t.Errorf("%v successful probes when ready, want 3 (touches every 100 ms must not run probes once the watch is released)", got)
+	}
+}
+
+// TestFileProbeWatchInitialDelay: a heartbeat during initialDelaySeconds
+// wakes nothing up; the probe succeeds after the delay.
+func TestFileProbeWatchInitialDelay(t *testing.T) {
+	setFileProbeGate(t, true)
+	_, ctx := ktesting.NewTestContext(t)
+	f := newFileProbeFixture(t)
+	f.m.prober.file.now = nil
+	w := f.newFileProbeWorker(t, readiness, fileHandler(testFileProbePath))
+	w.spec.PeriodSeconds = 60
+	w.spec.InitialDelaySeconds = 2
+	started := time.Now().Truncate(time.Second) // as in pod statuses
+	f.setStarted(t, w, started)
+	// The watch is taken after the first pass of the worker, in the delay.
+	watcher := f.m.prober.file.fileWatcher(klog.FromContext(ctx))
+	stop := f.startWorker(t, ctx, w)
+	defer stop()
+	waitUntil(t, "the file is watched", func() bool { return watcher.Watched() == 1 })
+
+	done := make(chan struct{})
+	defer close(done)
+	path := filepath.Join(f.volume, "probe")
+	go func() {
+		for {
+			now := time.Now()
+			_ = os.WriteFile(path, nil, 0o600)
+			_ = os.Chtimes(path, now, now)
+			select {
+			case <-done:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		r, _ := f.m.readinessManager.Get(testContainerID)
+		return r == results.Success, nil
+	}); err != nil {
+		t.Fatalf("never ready after the delay: %v", err)
+	}
+	if ready := time.Since(started); ready < 2*time.Second {
+		t.Errorf("ready %v after the container started, within initialDelaySeconds 2", ready)
+	}
 }

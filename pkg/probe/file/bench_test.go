@@ -52,7 +52,7 @@ func benchmarkProbe(b *testing.B, rel string) {
 	must(b, err)
 	b.ReportAllocs()
 	for b.Loop() {
-		if r, out, err := Probe(pods, target, time.Minute, now); r != probe.Success {
+		if r, out, err := Probe(pods, target, Check{Validity: time.Minute, Now: now}); r != probe.Success {
 			b.Fatalf("probe: %v %q %v", r, out, err)
 		}
 	}

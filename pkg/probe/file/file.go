@@ -48,6 +48,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"k8s.io/kubernetes/pkg/probe"
 )
 
 // FutureTolerance is how far in the future a file's modification time may be
@@ -56,6 +58,55 @@ import (
 // modification time further in the future is a Failure: a `touch -d` into the
 // future or a clock stepped back can never keep a probe passing.
 const FutureTolerance = 5 * time.Second
+
+// Check is what a probe judges its file by.
+type Check struct {
+	// Validity is how long after its last modification the file is fresh.
+	Validity time.Duration
+	// Now is the node's current time.
+	Now time.Time
+	// Started is when the probed container instance started; the zero time
+	// means no instance (the file alone is judged). The file is judged
+	// against that instance: a modification before it started (by a
+	// previous instance of the container, an init container or another
+	// container) is not its heartbeat. Container start times in pod
+	// statuses have a resolution of one second, so Started is truncated to
+	// the second and a modification within the second it started counts.
+	Started time.Time
+	// GraceFromStart is set for liveness probes: a modification before the
+	// instance started counts as made when it started, so that a new
+	// instance gets Validity from its start to write its first heartbeat
+	// (neither killed at once nor kept alive by its predecessor). When it is
+	// not set (readiness, startup), such a modification is a Failure.
+	GraceFromStart bool
+}
+
+// judge decides on a regular file modified at mtime.
+func (c *Check) judge(t *Target, mtime time.Time) (probe.Result, string, error) {
+	age := c.Now.Sub(mtime)
+	if !c.Started.IsZero() {
+		started := c.Started.Truncate(time.Second)
+		if mtime.Before(started) {
+			since := c.Now.Sub(started)
+			if !c.GraceFromStart {
+				return probe.Failure, fmt.Sprintf("file %s last modified %s ago, before the container started %s ago",
+					t.display, age.Truncate(time.Second), since.Truncate(time.Second)), nil
+			}
+			if since > c.Validity {
+				return probe.Failure, fmt.Sprintf("file %s last modified %s ago, before the container started %s ago (validity %s)",
+					t.display, age.Truncate(time.Second), since.Truncate(time.Second), c.Validity), nil
+			}
+			return probe.Success, "", nil
+		}
+	}
+	switch {
+	case age > c.Validity:
+		return probe.Failure, fmt.Sprintf("file %s last modified %s ago (validity %s)", t.display, age.Truncate(time.Second), c.Validity), nil
+	case age < -FutureTolerance:
+		return probe.Failure, fmt.Sprintf("file %s last modified %s in the future (more than %s ahead of the node's clock)", t.display, (-age).Truncate(time.Second), FutureTolerance), nil
+	}
+	return probe.Success, "", nil
+}
 
 // emptyDirPluginDir is where the kubelet keeps a pod's emptyDir volumes, below
 // <pods dir>/<pod UID>/volumes/ (the escaped name of the kubernetes.io/empty-dir plugin).

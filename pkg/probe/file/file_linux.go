@@ -19,6 +19,7 @@ limitations under the License.
 package file
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -121,59 +122,118 @@ func (t *Target) stat(pods *PodsDir) (mode uint32, mtime time.Time, resolved boo
 	return st.Mode, time.Unix(st.Mtim.Unix()), true, nil
 }
 
-// Probe checks the target's file beneath pods: Success when it is a regular
-// file modified at most validity before now (or at most FutureTolerance after
-// it), Failure with a message a human can act on otherwise. It never follows a
-// symbolic link, never opens the file for reading, and never returns Success
-// for something it could not check. On success the output is empty and
-// nothing is allocated.
-func Probe(pods *PodsDir, t *Target, validity time.Duration, now time.Time) (probe.Result, string, error) {
+// Probe checks the target's file beneath pods against c: Success when it is a
+// regular file modified at most c.Validity before c.Now (or at most
+// FutureTolerance after it) by the container instance c describes, Failure
+// with a message a human can act on when the file is why, and Unknown with an
+// error when the check itself could not be done (the node's fault, never the
+// container's: out of file descriptors or memory, a kernel without openat2, a
+// seccomp filter around the kubelet, the volume not set up). It never follows
+// a symbolic link, never opens the file for reading, and never returns
+// Success for something it could not check. On success the output is empty
+// and nothing is allocated.
+func Probe(pods *PodsDir, t *Target, c Check) (probe.Result, string, error) {
 	mode, mtime, resolved, err := t.stat(pods)
 	if err != nil {
 		if errno, ok := err.(unix.Errno); ok && !resolved {
-			return probe.Failure, t.describeOpenError(pods, errno), nil
+			if msg, containers := t.describeOpenError(pods, errno); containers {
+				return probe.Failure, msg, nil
+			}
+			return probe.Unknown, "", &Error{Path: t.display, Op: "resolve", Errno: errno, Detail: t.explainNodeError(errno)}
 		}
-		return probe.Unknown, "", fmt.Errorf("stat of file probe %s: %w", t.display, err)
+		var errno unix.Errno
+		errors.As(err, &errno)
+		return probe.Unknown, "", &Error{Path: t.display, Op: "stat", Errno: errno, Detail: err.Error()}
 	}
 	if mode&unix.S_IFMT != unix.S_IFREG {
 		return probe.Failure, fmt.Sprintf("file %s is %s, not a regular file", t.display, describeType(mode)), nil
 	}
-	age := now.Sub(mtime)
-	switch {
-	case age > validity:
-		return probe.Failure, fmt.Sprintf("file %s last modified %s ago (validity %s)", t.display, age.Truncate(time.Second), validity), nil
-	case age < -FutureTolerance:
-		return probe.Failure, fmt.Sprintf("file %s last modified %s in the future (more than %s ahead of the node's clock)", t.display, (-age).Truncate(time.Second), FutureTolerance), nil
-	}
-	return probe.Success, "", nil
+	return c.judge(t, mtime)
 }
 
-// describeOpenError explains why the file could not be resolved.
-func (t *Target) describeOpenError(pods *PodsDir, errno unix.Errno) string {
+// describeOpenError explains why the file could not be resolved, when the
+// reason is the container's (it controls everything inside the volume):
+// containers is false for an error that is the node's.
+func (t *Target) describeOpenError(pods *PodsDir, errno unix.Errno) (msg string, containers bool) {
 	switch errno {
 	case unix.ENOENT:
 		fd, err := openat2(pods.fd, t.volumeRel, &resolveHow)
 		if err != nil {
-			return fmt.Sprintf("file %s: emptyDir volume %q is not set up on the node", t.display, t.volume)
+			// The kubelet sets the volume up before it starts the
+			// container, and a container cannot remove its volume's
+			// root: a missing volume is the node's.
+			return "", false
 		}
 		unix.Close(fd)
-		return fmt.Sprintf("file %s does not exist", t.display)
+		return fmt.Sprintf("file %s does not exist", t.display), true
 	case unix.ELOOP:
-		return fmt.Sprintf("file %s: the path goes through a symbolic link, which file probes never follow", t.display)
+		return fmt.Sprintf("file %s: the path goes through a symbolic link, which file probes never follow", t.display), true
 	case unix.EXDEV:
-		return fmt.Sprintf("file %s: the path leaves the volume", t.display)
+		return fmt.Sprintf("file %s: the path leaves the volume", t.display), true
 	case unix.ENOTDIR:
-		return fmt.Sprintf("file %s: a component of the path is not a directory", t.display)
-	case unix.EACCES, unix.EPERM:
-		return fmt.Sprintf("file %s: permission denied", t.display)
+		return fmt.Sprintf("file %s: a component of the path is not a directory", t.display), true
+	case unix.EACCES:
+		// The volume's permissions are the container's: it can make a
+		// directory of its volume unreadable to a kubelet without
+		// CAP_DAC_READ_SEARCH.
+		return fmt.Sprintf("file %s: permission denied", t.display), true
 	case unix.ENAMETOOLONG:
-		return fmt.Sprintf("file %s: path too long", t.display)
-	case unix.EAGAIN, unix.EINTR:
-		return fmt.Sprintf("file %s: the path kept changing while it was resolved (renames in the volume)", t.display)
-	case unix.ENOSYS:
-		return fmt.Sprintf("file %s: this kernel has no openat2(2) (Linux 5.6 or later is required for file probes)", t.display)
+		return fmt.Sprintf("file %s: path too long", t.display), true
 	}
-	return fmt.Sprintf("file %s: %v", t.display, errno)
+	// EPERM (a seccomp filter or LSM around the kubelet), EMFILE, ENFILE,
+	// ENOMEM, ENOSYS (no openat2), EINTR/EAGAIN after retries, EIO, and
+	// anything else: the node's.
+	return "", false
+}
+
+// explainNodeError says what an error that is the node's means.
+func (t *Target) explainNodeError(errno unix.Errno) string {
+	switch errno {
+	case unix.ENOENT:
+		return fmt.Sprintf("emptyDir volume %q is not set up on the node", t.volume)
+	case unix.ENOSYS:
+		return "this kernel has no openat2(2) (Linux 5.6 or later is required for file probes)"
+	case unix.EPERM:
+		return "the kubelet is not permitted to resolve the path (a seccomp filter or security module around the kubelet)"
+	case unix.EMFILE, unix.ENFILE:
+		return "the kubelet is out of file descriptors"
+	case unix.EAGAIN, unix.EINTR:
+		return "the path kept changing while it was resolved"
+	}
+	return errno.Error()
+}
+
+// Error is a file probe that could not be run for a reason that is the
+// node's, not the container's: the kubelet discards its result (Unknown).
+type Error struct {
+	// Path is the probe's path as the user wrote it.
+	Path string
+	// Op is what failed: "resolve" or "stat".
+	Op string
+	// Errno is the system error, or 0.
+	Errno unix.Errno
+	// Detail explains it.
+	Detail string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("file probe %s not run: %s failed: %s", e.Path, e.Op, e.Detail)
+}
+
+// Unwrap returns the errno, so that errors.Is(err, unix.EMFILE) works.
+func (e *Error) Unwrap() error {
+	if e.Errno == 0 {
+		return nil
+	}
+	return e.Errno
+}
+
+// ErrnoName is the symbolic name of the error's errno (EMFILE), or "".
+func (e *Error) ErrnoName() string {
+	if e.Errno == 0 {
+		return ""
+	}
+	return unix.ErrnoName(e.Errno)
 }
 
 // describeType names a non-regular file type.
@@ -193,4 +253,30 @@ func describeType(mode uint32) string {
 		return "a block device"
 	}
 	return fmt.Sprintf("of type %#o", mode&unix.S_IFMT)
+}
+
+// CheckSupport reports whether the kubelet can run file probes on this node:
+// openat2(2) must exist (Linux 5.6 or later) and be permitted (a seccomp
+// filter around a containerised kubelet may refuse it with EPERM or ENOSYS),
+// and so must statx(2). It resolves "." beneath the root directory the way a
+// probe resolves its file.
+func CheckSupport() error {
+	root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: "/", Err: err}
+	}
+	defer unix.Close(root)
+	fd, err := openat2(root, []byte(".\x00"), &resolveHow)
+	if err != nil {
+		if err == unix.ENOSYS {
+			return fmt.Errorf("openat2(2) is not available (Linux 5.6 or later is required for file probes, or a seccomp filter around the kubelet refuses it): %w", err)
+		}
+		return fmt.Errorf("openat2(2) failed (a seccomp filter or security module around the kubelet may refuse it): %w", err)
+	}
+	unix.Close(fd)
+	var st unix.Statx_t
+	if err := statx(root, []byte(".\x00"), &st); err != nil {
+		return fmt.Errorf("statx(2) failed (Linux 4.11 or later is required for file probes, or a seccomp filter around the kubelet refuses it): %w", err)
+	}
+	return nil
 }

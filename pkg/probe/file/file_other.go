@@ -20,7 +20,6 @@ package file
 
 import (
 	"errors"
-	"time"
 
 	"k8s.io/kubernetes/pkg/probe"
 )
@@ -44,6 +43,11 @@ func (d *PodsDir) Close() error {
 }
 
 // Probe never succeeds on this platform.
-func Probe(pods *PodsDir, t *Target, validity time.Duration, now time.Time) (probe.Result, string, error) {
+func Probe(pods *PodsDir, t *Target, c Check) (probe.Result, string, error) {
 	return probe.Unknown, "", errUnsupported
+}
+
+// CheckSupport fails on this platform.
+func CheckSupport() error {
+	return errUnsupported
 }

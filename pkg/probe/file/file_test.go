@@ -19,6 +19,7 @@ limitations under the License.
 package file
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -83,9 +84,12 @@ func probeOnce(t testing.TB, l *layout, path string, validity time.Duration) (pr
 	defer pods.Close()
 	target, err := NewTarget(testUID, path)
 	must(t, err)
-	result, out, err := Probe(pods, target, validity, now)
+	result, out, err := Probe(pods, target, Check{Validity: validity, Now: now})
 	if err != nil {
-		t.Fatalf("Probe(%s) error: %v", path, err)
+		if result != probe.Unknown {
+			t.Errorf("Probe(%s) = %v with error %v: an error must come with Unknown", path, result, err)
+		}
+		return result, "error: " + err.Error()
 	}
 	return result, out
 }
@@ -145,18 +149,27 @@ func TestProbe(t *testing.T) {
 			wantOutput: "file /probe-volume/probe does not exist",
 		},
 		{
+			// The kubelet sets volumes up before it starts containers, and
+			// a container cannot remove its volume's root: the node's error.
 			name:       "missing volume directory (pod not set up, or torn down)",
 			setup:      func(t *testing.T, l *layout) { must(t, os.RemoveAll(l.volume)) },
 			path:       "/probe-volume/probe",
-			wantResult: probe.Failure,
-			wantOutput: `file /probe-volume/probe: emptyDir volume "probe-volume" is not set up on the node`,
+			wantResult: probe.Unknown,
+			wantOutput: `error: file probe /probe-volume/probe not run: resolve failed: emptyDir volume "probe-volume" is not set up on the node`,
 		},
 		{
 			name:       "other volume",
 			setup:      func(t *testing.T, l *layout) {},
 			path:       "/other/probe",
-			wantResult: probe.Failure,
-			wantOutput: `file /other/probe: emptyDir volume "other" is not set up on the node`,
+			wantResult: probe.Unknown,
+			wantOutput: `error: file probe /other/probe not run: resolve failed: emptyDir volume "other" is not set up on the node`,
+		},
+		{
+			name:       "missing pod directory",
+			setup:      func(t *testing.T, l *layout) { must(t, os.RemoveAll(filepath.Join(l.pods, testUID))) },
+			path:       "/probe-volume/dir/probe",
+			wantResult: probe.Unknown,
+			wantOutput: `emptyDir volume "probe-volume" is not set up on the node`,
 		},
 		{
 			name:       "directory",
@@ -321,7 +334,7 @@ func TestProbePermissionDenied(t *testing.T) {
 		must(t, err)
 		target, err := NewTarget(testUID, "/probe-volume/private/probe")
 		must(t, err)
-		result, out, err := Probe(pods, target, time.Minute, time.Now())
+		result, out, err := Probe(pods, target, Check{Validity: time.Minute, Now: time.Now()})
 		fmt.Printf("%v|%s|%v\n", result, out, err)
 		return
 	}
@@ -411,7 +424,7 @@ func TestProbeAllocations(t *testing.T) {
 		target, err := NewTarget(testUID, "/probe-volume/"+rel)
 		must(t, err)
 		allocs := testing.AllocsPerRun(100, func() {
-			if r, out, err := Probe(pods, target, time.Minute, now); r != probe.Success {
+			if r, out, err := Probe(pods, target, Check{Validity: time.Minute, Now: now, Started: now.Add(-time.Hour)}); r != probe.Success {
 				t.Fatalf("probe: %v %q %v", r, out, err)
 			}
 		})
@@ -419,5 +432,182 @@ func TestProbeAllocations(t *testing.T) {
 			t.Errorf("a successful probe of /probe-volume/%s allocates %v times, want 0", rel, allocs)
 		}
 		must(t, pods.Close())
+	}
+}
+
+// TestProbeContainerInstance checks that a file is judged against the
+// container instance being probed: a modification before it started is not
+// its heartbeat.
+func TestProbeContainerInstance(t *testing.T) {
+	const validity = 30 * time.Second
+	for _, tc := range []struct {
+		name string
+		// age of the file and time since the container started
+		age, started   time.Duration
+		graceFromStart bool
+		wantResult     probe.Result
+		wantOutput     string
+	}{
+		{
+			name: "readiness: written after the start", age: 2 * time.Second, started: 3 * time.Second,
+			wantResult: probe.Success,
+		},
+		{
+			name: "readiness: written by the previous instance", age: 14 * time.Second, started: 3 * time.Second,
+			wantResult: probe.Failure,
+			wantOutput: "file /probe-volume/probe last modified 14s ago, before the container started 3s ago",
+		},
+		{
+			name: "readiness: written after the start, but stale", age: 40 * time.Second, started: time.Minute,
+			wantResult: probe.Failure,
+			wantOutput: "file /probe-volume/probe last modified 40s ago (validity 30s)",
+		},
+		{
+			// Start times have second resolution: the start is
+			// truncated, so a modification in the same second counts.
+			name: "readiness: within the second of the start", age: 3*time.Second + 400*time.Millisecond, started: 3*time.Second + 100*time.Millisecond,
+			wantResult: probe.Success,
+		},
+		{
+			name: "readiness: just before the second of the start", age: 4*time.Second + 100*time.Millisecond, started: 3*time.Second + 100*time.Millisecond,
+			wantResult: probe.Failure,
+			wantOutput: "before the container started 4s ago",
+		},
+		{
+			name: "liveness: old file, new instance gets validity from its start", age: 14 * time.Second, started: 3 * time.Second, graceFromStart: true,
+			wantResult: probe.Success,
+		},
+		{
+			name: "liveness: old file, instance started exactly validity ago", age: time.Hour, started: validity, graceFromStart: true,
+			wantResult: probe.Success,
+		},
+		{
+			name: "liveness: old file, instance never wrote within validity of its start", age: time.Minute, started: 31 * time.Second, graceFromStart: true,
+			wantResult: probe.Failure,
+			wantOutput: "file /probe-volume/probe last modified 1m0s ago, before the container started 31s ago (validity 30s)",
+		},
+		{
+			name: "liveness: written after the start, stale", age: 40 * time.Second, started: time.Minute, graceFromStart: true,
+			wantResult: probe.Failure,
+			wantOutput: "file /probe-volume/probe last modified 40s ago (validity 30s)",
+		},
+		{
+			name: "liveness: written after the start, fresh", age: time.Second, started: time.Minute, graceFromStart: true,
+			wantResult: probe.Success,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLayout(t)
+			l.file(t, l.in("probe"), tc.age)
+			pods, err := OpenPodsDir(l.pods)
+			must(t, err)
+			defer pods.Close()
+			target, err := NewTarget(testUID, "/probe-volume/probe")
+			must(t, err)
+			// now is on a whole second; a start a fraction of a second
+			// into a second is what the runtime reports.
+			result, out, err := Probe(pods, target, Check{Validity: validity, Now: now, Started: now.Add(-tc.started), GraceFromStart: tc.graceFromStart})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if result != tc.wantResult || tc.wantOutput == "" && out != "" || !strings.Contains(out, tc.wantOutput) {
+				t.Errorf("Probe = %v %q, want %v %q", result, out, tc.wantResult, tc.wantOutput)
+			}
+		})
+	}
+}
+
+// TestProbeNodeErrors checks that an error that is the node's (here: the
+// kubelet out of file descriptors) is Unknown with the errno, never a
+// Failure that would restart the container.
+func TestProbeNodeErrors(t *testing.T) {
+	l := newLayout(t)
+	l.file(t, l.in("dir/probe"), 0)
+	pods, err := OpenPodsDir(l.pods)
+	must(t, err)
+	defer pods.Close()
+	target, err := NewTarget(testUID, "/probe-volume/dir/probe")
+	must(t, err)
+
+	var limit unix.Rlimit
+	must(t, unix.Getrlimit(unix.RLIMIT_NOFILE, &limit))
+	defer func() { must(t, unix.Setrlimit(unix.RLIMIT_NOFILE, &limit)) }()
+	// Use up every descriptor below a low soft limit.
+	low := limit
+	low.Cur = 256
+	must(t, unix.Setrlimit(unix.RLIMIT_NOFILE, &low))
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	for {
+		fd, err := unix.Dup(pods.fd)
+		if err != nil {
+			if err != unix.EMFILE {
+				t.Fatal(err)
+			}
+			break
+		}
+		fds = append(fds, fd)
+	}
+	result, out, err := Probe(pods, target, Check{Validity: time.Minute, Now: time.Now()})
+	var perr *Error
+	if result != probe.Unknown || !errors.As(err, &perr) || !errors.Is(err, unix.EMFILE) || perr.ErrnoName() != "EMFILE" {
+		t.Fatalf("Probe out of descriptors = %v %q %v, want Unknown with EMFILE", result, out, err)
+	}
+	if !strings.Contains(err.Error(), "out of file descriptors") {
+		t.Errorf("error %q does not say why", err)
+	}
+}
+
+func TestCheckSupport(t *testing.T) {
+	if err := CheckSupport(); err != nil {
+		t.Errorf("CheckSupport() = %v on a kernel that runs these tests", err)
+	}
+}
+
+// TestErrorsAreTheContainersOrTheNodes checks which resolution errors are
+// the container's (Failure: it controls everything inside its volume) and
+// which are the node's (Unknown: never a reason to restart a container).
+func TestErrorsAreTheContainersOrTheNodes(t *testing.T) {
+	l := newLayout(t)
+	pods, err := OpenPodsDir(l.pods)
+	must(t, err)
+	defer pods.Close()
+	target, err := NewTarget(testUID, "/probe-volume/probe")
+	must(t, err)
+	missingVolume, err := NewTarget(testUID, "/no-such-volume/probe")
+	must(t, err)
+	for _, tc := range []struct {
+		target     *Target
+		errno      unix.Errno
+		containers bool
+	}{
+		{target, unix.ENOENT, true},
+		{missingVolume, unix.ENOENT, false},
+		{target, unix.ELOOP, true},
+		{target, unix.ENOTDIR, true},
+		{target, unix.EXDEV, true},
+		{target, unix.EACCES, true},
+		{target, unix.ENAMETOOLONG, true},
+		{target, unix.EPERM, false},
+		{target, unix.EMFILE, false},
+		{target, unix.ENFILE, false},
+		{target, unix.ENOMEM, false},
+		{target, unix.ENOSYS, false},
+		{target, unix.EINTR, false},
+		{target, unix.EAGAIN, false},
+		{target, unix.EIO, false},
+		{target, unix.EINVAL, false},
+	} {
+		msg, containers := tc.target.describeOpenError(pods, tc.errno)
+		if containers != tc.containers || containers && msg == "" {
+			t.Errorf("%s, %s: the container's = %v (%q), want %v", tc.target, unix.ErrnoName(tc.errno), containers, msg, tc.containers)
+		}
+		if !containers && tc.target.explainNodeError(tc.errno) == "" {
+			t.Errorf("%s, %s: no explanation", tc.target, unix.ErrnoName(tc.errno))
+		}
 	}
 }
