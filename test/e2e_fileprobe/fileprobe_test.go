@@ -52,6 +52,8 @@ func TestFileProbes(t *testing.T) {
 		t.Run("deployment pods carry the probes and become ready", testDeployment)
 		t.Run("job pods carry the probes", testJob)
 		t.Run("startup probe gates the liveness probe", testStartupGatesLiveness)
+		t.Run("a restarted container is judged on its own heartbeat", testRestartOwnHeartbeat)
+		t.Run("a restarted container gets validity from its start (liveness)", testRestartLivenessGrace)
 		t.Run("restartable init container with a file probe", testSidecar)
 		t.Run("writer and probe in different containers", testWriterInOtherContainer)
 		t.Run("memory-backed emptyDir", testMemoryMedium)
@@ -244,6 +246,84 @@ func testStartupGatesLiveness(t *testing.T) {
 		t.Errorf("the container was restarted %d times: the liveness probe ran before the startup probe succeeded", s.RestartCount)
 	}
 	waitForEvent(t, ns, "startup", "Unhealthy", "Startup probe failed: file /probe-volume/started does not exist", 10*time.Second)
+}
+
+// firstInstance is a script whose first instance (no marker in the volume
+// yet) refreshes its probe file for 6 seconds and exits 1, and whose later
+// instances run then.
+func firstInstance(then string) string {
+	return fmt.Sprintf("if [ ! -e %[1]s/marker ]; then touch %[1]s/marker; i=0; while [ $i -lt 6 ]; do touch %[1]s/probe; sleep 1; i=$((i+1)); done; exit 1; fi; %[2]s", probeDir, then)
+}
+
+// testRestartOwnHeartbeat: the emptyDir outlives the container, so after a
+// crash the file its first instance wrote is still fresh (validity 60s, the
+// restart back-off is 10s). The restarted instance, which writes nothing for
+// its first 8 seconds, must be neither Ready nor Started on it.
+func testRestartOwnHeartbeat(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	c := shell("app", firstInstance("sleep 8; "+heartbeat("probe")))
+	c.ReadinessProbe = fileProbe("probe", 60, 1, 1)
+	c.StartupProbe = fileProbe("probe", 3600, 1, 60)
+	createPod(t, ns, podWith("restart", "", c))
+
+	waitForPod(t, ns, "restart", podTimeout, "Ready (first instance)", podReady)
+	pod := waitForPod(t, ns, "restart", 2*podTimeout, "restarted and running", func(p *v1.Pod) bool {
+		s := containerStatus(p, "app")
+		return s != nil && s.RestartCount >= 1 && s.State.Running != nil
+	})
+	started := containerStatus(pod, "app").State.Running.StartedAt.Time
+	// Until the new instance writes (8s after its start), it is neither
+	// Ready nor Started: watch it closely for 5s of that.
+	for time.Since(started) < 5*time.Second {
+		p, err := cluster.client.CoreV1().Pods(ns).Get(context.Background(), "restart", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := containerStatus(p, "app")
+		if s.RestartCount != 1 {
+			t.Fatalf("restarted again: %+v", s)
+		}
+		if podReady(p) || s.Ready || (s.Started != nil && *s.Started) {
+			t.Fatalf("%v after its restart, the new instance is ready %v / started %v on its predecessor's heartbeat", time.Since(started), s.Ready, s.Started != nil && *s.Started)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	waitForEvent(t, ns, "restart", "Unhealthy", "ago, before the container started", 10*time.Second)
+	pod = waitForPod(t, ns, "restart", podTimeout, "Ready on its own heartbeat", podReady)
+	if s := containerStatus(pod, "app"); s.RestartCount != 1 || s.Started == nil || !*s.Started {
+		t.Errorf("after its first heartbeat: %+v", s)
+	}
+}
+
+// testRestartLivenessGrace: a restarted instance gets validity (8s) from its
+// start to write its first heartbeat, although its predecessor's file is
+// older than that: it writes at 3s and is not killed.
+func testRestartLivenessGrace(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	c := shell("app", firstInstance("sleep 3; "+heartbeat("probe")))
+	c.LivenessProbe = fileProbe("probe", 8, 1, 1)
+	c.LivenessProbe.TerminationGracePeriodSeconds = ptr.To[int64](1)
+	createPod(t, ns, podWith("grace", "", c))
+
+	pod := waitForPod(t, ns, "grace", 2*podTimeout, "restarted and running", func(p *v1.Pod) bool {
+		s := containerStatus(p, "app")
+		return s != nil && s.RestartCount >= 1 && s.State.Running != nil
+	})
+	started := containerStatus(pod, "app").State.Running.StartedAt.Time
+	// Its predecessor's file is >10s old (the back-off): a probe judging
+	// the file alone kills it within a second or two. Watch for 12s.
+	for time.Since(started) < 12*time.Second {
+		p, err := cluster.client.CoreV1().Pods(ns).Get(context.Background(), "grace", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := containerStatus(p, "app"); s.RestartCount != 1 || s.State.Running == nil {
+			t.Fatalf("%v after its restart, the new instance was killed: %+v", time.Since(started), s)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 func testSidecar(t *testing.T) {
