@@ -571,10 +571,8 @@ func runLatency(ctx context.Context, o options, client kubernetes.Interface, n *
 		if before, err = n.take(); err != nil {
 			return nil, err
 		}
-		for _, pod := range set.pods() {
-			if err := os.WriteFile(volumeFile(o.podsDir, pod, gateFile), nil, 0o644); err != nil {
-				return nil, fmt.Errorf("open the gate of pod %s: %w", pod.Name, err)
-			}
+		if err := openGates(o, set.pods()); err != nil {
+			return nil, err
 		}
 		timeout = 2*time.Minute + time.Duration(o.latencyPeriod)*time.Second
 	}
@@ -587,6 +585,31 @@ func runLatency(ctx context.Context, o options, client kubernetes.Interface, n *
 		return nil, err
 	}
 	nodeCores := cpuBetween(before, after).Node
+	perPod, err := collectPodTimes(o, set)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range o.latencyVariants {
+		out = append(out, latencyOf(v, perPod[v], o, nodeCores))
+	}
+	return out, nil
+}
+
+// openGates writes the gate file into the volume of each gated pod: their
+// heartbeats start.
+func openGates(o options, pods []*v1.Pod) error {
+	for _, pod := range pods {
+		if err := os.WriteFile(volumeFile(o.podsDir, pod, gateFile), nil, 0o644); err != nil {
+			return fmt.Errorf("open the gate of pod %s: %w", pod.Name, err)
+		}
+	}
+	return nil
+}
+
+// collectPodTimes is, by variant, each Ready pod's first heartbeat (its
+// mark), the time the kubelet took its Ready result (from the kubelet's
+// log, if any) and the time the pod was first seen Ready.
+func collectPodTimes(o options, set *podSet) (map[variant][]podTimes, error) {
 	readyAt := set.firstReady()
 	kubeletReady, err := readKubeletLog(o.kubeletLog, set.namespace, time.Now().Year())
 	if err != nil {
@@ -606,10 +629,7 @@ func runLatency(ctx context.Context, o options, client kubernetes.Interface, n *
 		mark := st.ModTime()
 		perPod[v] = append(perPod[v], podTimes{Pod: pod.Name, Mark: mark, Kubelet: kubeletReadyAfter(kubeletReady[pod.Name], mark), Ready: ready})
 	}
-	for _, v := range o.latencyVariants {
-		out = append(out, latencyOf(v, perPod[v], o, nodeCores))
-	}
-	return out, nil
+	return perPod, nil
 }
 
 // latencyOf summarizes the per-pod times of a variant.
