@@ -43,7 +43,7 @@ export-patches:
 e2e:
 	hack/e2e.sh
 
-## bench: per-probe cost, node cost at density and readiness latency on the local cluster (_output/bench/; docs/benchmarks.md)
+## bench: per-probe cost, node cost at density, readiness latency and a noisy neighbour's cost on the local cluster (_output/bench/; docs/benchmarks.md)
 bench:
 	hack/bench.sh
 

@@ -14,8 +14,12 @@
 #    containerd, shims and pods, probe failures, share Ready; then the time
 #    from a pod's first heartbeat to Ready, with and without the kubelet's
 #    watch, split where the kubelet took the Ready result (its log's
-#    "SyncLoop (probe)" lines). Results: _output/bench/density.{json,txt}, and
-#    density.md (the tables of docs/benchmarks.md).
+#    "SyncLoop (probe)" lines). Then the noisy run: N file-probed pods waiting
+#    for their first heartbeat, without and then with one pod rewriting a file
+#    of its watched volume root as fast as it can; the kubelet's CPU while they
+#    wait (target: below 0.05 cores with the noisy pod) and their readiness
+#    latency after their heartbeats. Results: _output/bench/density.{json,txt},
+#    and density.md (the tables of docs/benchmarks.md).
 #
 #   BENCH_PARTS            which parts (default "probecost density")
 #   BENCH_COUNT            runs of each per-probe benchmark (default 5); medians are quoted
@@ -27,6 +31,9 @@
 #   BENCH_LATENCY_VARIANTS variants of the latency run (default "file polled")
 #   BENCH_LATENCY_AT_REST  false: start the latency run's heartbeats while its pods are
 #                          being created, instead of once they all run (default true)
+#   BENCH_NOISY            false: skip the noisy run (default true)
+#   BENCH_NOISY_PODS       file-probed pods waiting in each noisy run (default 100)
+#   BENCH_NOISY_WINDOW     the noisy runs' window while the pods wait (default 60s)
 #   BENCH_KEEP=1           keep the cluster up afterwards (as E2E_KEEP)
 #   FP_KUBELET_V           the kubelet's --v (default 2; 3 logs each probe result and status update)
 #
@@ -149,8 +156,9 @@ machine_info() {
     "${kubelet}" "${containerd}" "${runc}"
 }
 
-# run_density runs the density series and the readiness latency run, and
-# cleans their namespaces up (the trap brings the stack down in any case).
+# run_density runs the density series, the readiness latency run and the
+# noisy run, and cleans their namespaces up (the trap brings the stack down
+# in any case).
 # (Run through fp::timed, i.e. after ||, where errexit does not apply: each
 # failure must be returned.)
 run_density() {
@@ -167,6 +175,9 @@ run_density() {
     -latency-pods "${BENCH_LATENCY_PODS:-100}" \
     -latency-variants "${BENCH_LATENCY_VARIANTS:-file polled}" \
     -latency-at-rest="${BENCH_LATENCY_AT_REST:-true}" \
+    -noisy="${BENCH_NOISY:-true}" \
+    -noisy-pods "${BENCH_NOISY_PODS:-100}" \
+    -noisy-window "${BENCH_NOISY_WINDOW:-60s}" \
     -info "$(machine_info)" \
     -out "${BENCH_OUT}/density.json" | tee "${BENCH_OUT}/density.txt" || return
   # The tables of docs/benchmarks.md, from the JSON.

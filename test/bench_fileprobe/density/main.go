@@ -34,6 +34,11 @@ limitations under the License.
 //     while the pods are still being created (a node busy starting pods).
 //     With -kubelet-log, each latency splits where the kubelet took the Ready
 //     result (kubeletlog.go): the probe's part and the status update's.
+//   - the noisy run (-noisy, noisy.go): N file-probed pods waiting for their
+//     first heartbeat, without and then with one pod rewriting a file of its
+//     watched volume root as fast as it can; the kubelet's CPU over a window
+//     while they wait (target: below 5 % of one core with the noisy pod), then
+//     their readiness latency once their heartbeats start.
 //
 // It runs on the host: the apiserver through its forwarded port, the kubelet's
 // pods directory and /proc are visible there.
@@ -69,6 +74,9 @@ type options struct {
 	latencyVariants                                               []variant
 	latencyPeriod                                                 int32
 	latencyAtRest                                                 bool
+	noisy                                                         bool
+	noisyPods                                                     int
+	noisyWindow                                                   time.Duration
 	info                                                          string
 }
 
@@ -214,6 +222,8 @@ type report struct {
 	Rows      []row     `json:"density"`
 	MaxClean  []maxN    `json:"maxPodsWithZeroFailures"`
 	Latencies []latency `json:"readinessLatency"`
+	// Noisy are the runs of -noisy: without, then with the noisy pod.
+	Noisy []noisyRun `json:"noisy,omitempty"`
 	// Notes are what happened during the run that the tables do not show.
 	Notes []string `json:"notes,omitempty"`
 }
@@ -246,6 +256,9 @@ func main() {
 	flag.StringVar(&latencyVariants, "latency-variants", "file polled", "variants of the readiness latency run")
 	latencyPeriod := flag.Int("latency-period", 10, "periodSeconds of the readiness latency run")
 	flag.BoolVar(&o.latencyAtRest, "latency-at-rest", true, "start the latency run's heartbeats once all its pods run (false: while they are created)")
+	flag.BoolVar(&o.noisy, "noisy", false, "run the noisy measure: -noisy-pods file-probed pods waiting for their first heartbeat, without and then with a pod rewriting a file of its volume root in a loop")
+	flag.IntVar(&o.noisyPods, "noisy-pods", 100, "file-probed pods waiting for their first heartbeat in each noisy run")
+	flag.DurationVar(&o.noisyWindow, "noisy-window", time.Minute, "window of the noisy runs, while the pods wait")
 	flag.StringVar(&o.info, "info", "", "machine and versions, recorded in the report")
 	markdown := flag.String("markdown", "", "print the tables of this JSON report as Markdown, run nothing")
 	flag.Parse()
@@ -270,6 +283,9 @@ func main() {
 		}
 	}
 	o.latencyPeriod = int32(*latencyPeriod)
+	if o.noisy && (o.noisyPods < 1 || o.noisyWindow <= 0) {
+		fail(fmt.Errorf("-noisy needs -noisy-pods of at least 1 and a positive -noisy-window"))
+	}
 	if o.kubeconfig == "" || o.podsDir == "" || o.out == "" {
 		fail(fmt.Errorf("-kubeconfig, -pods-dir and -out are required (make bench sets them)"))
 	}
@@ -341,6 +357,24 @@ func run(ctx context.Context, o options) error {
 		}
 		if err != nil {
 			return fmt.Errorf("readiness latency: %w", err)
+		}
+	}
+	if o.noisy {
+		for _, withNoisy := range []bool{false, true} {
+			what := noisyRun{Noisy: withNoisy}.name()
+			if err := atRest(ctx, n, &rep, &shims, "the noisy run "+what); err != nil {
+				return err
+			}
+			r, err := runNoisy(ctx, o, client, n, withNoisy)
+			if err == nil {
+				rep.Noisy = append(rep.Noisy, r)
+			}
+			if err := save(); err != nil {
+				return err
+			}
+			if err != nil {
+				return fmt.Errorf("noisy run %s: %w", what, err)
+			}
 		}
 	}
 	printReport(rep)
@@ -571,10 +605,8 @@ func runLatency(ctx context.Context, o options, client kubernetes.Interface, n *
 		if before, err = n.take(); err != nil {
 			return nil, err
 		}
-		for _, pod := range set.pods() {
-			if err := os.WriteFile(volumeFile(o.podsDir, pod, gateFile), nil, 0o644); err != nil {
-				return nil, fmt.Errorf("open the gate of pod %s: %w", pod.Name, err)
-			}
+		if err := openGates(o, set.pods()); err != nil {
+			return nil, err
 		}
 		timeout = 2*time.Minute + time.Duration(o.latencyPeriod)*time.Second
 	}
@@ -587,6 +619,31 @@ func runLatency(ctx context.Context, o options, client kubernetes.Interface, n *
 		return nil, err
 	}
 	nodeCores := cpuBetween(before, after).Node
+	perPod, err := collectPodTimes(o, set)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range o.latencyVariants {
+		out = append(out, latencyOf(v, perPod[v], o, nodeCores))
+	}
+	return out, nil
+}
+
+// openGates writes the gate file into the volume of each gated pod: their
+// heartbeats start.
+func openGates(o options, pods []*v1.Pod) error {
+	for _, pod := range pods {
+		if err := os.WriteFile(volumeFile(o.podsDir, pod, gateFile), nil, 0o644); err != nil {
+			return fmt.Errorf("open the gate of pod %s: %w", pod.Name, err)
+		}
+	}
+	return nil
+}
+
+// collectPodTimes is, by variant, each Ready pod's first heartbeat (its
+// mark), the time the kubelet took its Ready result (from the kubelet's
+// log, if any) and the time the pod was first seen Ready.
+func collectPodTimes(o options, set *podSet) (map[variant][]podTimes, error) {
 	readyAt := set.firstReady()
 	kubeletReady, err := readKubeletLog(o.kubeletLog, set.namespace, time.Now().Year())
 	if err != nil {
@@ -606,10 +663,7 @@ func runLatency(ctx context.Context, o options, client kubernetes.Interface, n *
 		mark := st.ModTime()
 		perPod[v] = append(perPod[v], podTimes{Pod: pod.Name, Mark: mark, Kubelet: kubeletReadyAfter(kubeletReady[pod.Name], mark), Ready: ready})
 	}
-	for _, v := range o.latencyVariants {
-		out = append(out, latencyOf(v, perPod[v], o, nodeCores))
-	}
-	return out, nil
+	return perPod, nil
 }
 
 // latencyOf summarizes the per-pod times of a variant.
@@ -677,6 +731,18 @@ func printReport(rep report) {
 			fmt.Printf("  until the kubelet took it: %s; from the kubelet to the API: %s\n", l.InKubelet, l.ToAPI)
 		}
 	}
+	for _, r := range rep.Noisy {
+		fallbacks := fallbacksString(r)
+		fmt.Printf("noisy run %s: %d pods waiting; over %.0f s: kubelet %.3f, containerd %.3f, pods %.3f, node %.3f cores; watch fallbacks %s\n",
+			r.name(), r.Pods, r.WindowSeconds, r.CPU.Kubelet, r.CPU.Containerd, r.CPU.Pods, r.CPU.Node, fallbacks)
+		fmt.Printf("  readiness latency after their heartbeats: %s\n", r.Latency.percentiles)
+		if r.Latency.InKubelet != nil {
+			fmt.Printf("  until the kubelet took it: %s; from the kubelet to the API: %s\n", r.Latency.InKubelet, r.Latency.ToAPI)
+		}
+	}
+	if v := noisyVerdict(rep.Noisy); v != "" {
+		fmt.Println(v)
+	}
 	for _, note := range rep.Notes {
 		fmt.Println("note:", note)
 	}
@@ -733,6 +799,24 @@ func printMarkdown(w io.Writer, path string) error {
 			}
 			fmt.Fprintf(w, "| %s | %d | %s | %.3f | %d of %d | %.0f ms | %.0f ms | %.0f ms | %s | %s |\n", l.Variant, l.PeriodSeconds, start, l.NodeCores,
 				l.Measured, l.Pods, l.P50Ms, l.P99Ms, l.MaxMs, inKubelet, toAPI)
+		}
+	}
+	if len(rep.Noisy) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| run | pods waiting | window | kubelet | containerd | pods' cgroup | node (all CPUs) | watch fallbacks | pods measured | p50 | p99 | max | until the kubelet took it |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		for _, r := range rep.Noisy {
+			inKubelet := "not measured"
+			if r.Latency.InKubelet != nil {
+				inKubelet = r.Latency.InKubelet.String()
+			}
+			fmt.Fprintf(w, "| %s | %d | %.0f s | %.3f | %.3f | %.3f | %.3f | %s | %d of %d | %.0f ms | %.0f ms | %.0f ms | %s |\n",
+				r.name(), r.Pods, r.WindowSeconds, r.CPU.Kubelet, r.CPU.Containerd, r.CPU.Pods, r.CPU.Node, fallbacksString(r),
+				r.Latency.Measured, r.Pods, r.Latency.P50Ms, r.Latency.P99Ms, r.Latency.MaxMs, inKubelet)
+		}
+		if v := noisyVerdict(rep.Noisy); v != "" {
+			fmt.Fprintln(w)
+			fmt.Fprintln(w, v)
 		}
 	}
 	if len(rep.Notes) > 0 {

@@ -1,3 +1,5 @@
+//go:build linux
+
 /*
 Copyright The kubelet-fileprobe Authors.
 
@@ -16,18 +18,24 @@ limitations under the License.
 
 package filewatch
 
+// The watcher on the kernel's inotify, in temporary directories.
+
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
+	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2/ktesting"
+	testingclock "k8s.io/utils/clock/testing"
 )
 
 // counter counts the triggers of one subscription.
@@ -56,10 +64,30 @@ func (c *counter) quiet(t *testing.T, want int64, what string) {
 	}
 }
 
+// newWatcher returns a watcher on the real clock; closing it at the end of
+// the test must stop its reader.
 func newWatcher(t *testing.T) *Watcher {
 	logger, _ := ktesting.NewTestContext(t)
-	w := New(logger)
-	t.Cleanup(func() { _ = w.Close() })
+	return closeAtEnd(t, New(logger))
+}
+
+func closeAtEnd(t *testing.T, w *Watcher) *Watcher {
+	t.Cleanup(func() {
+		w.mu.Lock()
+		done := w.readerDone
+		w.mu.Unlock()
+		if err := w.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if done == nil {
+			return
+		}
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Errorf("the reader did not stop after Close")
+		}
+	})
 	return w
 }
 
@@ -72,6 +100,50 @@ func must(t *testing.T, err error) {
 
 // settle waits out the rate limit, so that the next event triggers.
 func settle() { time.Sleep(MinTriggerInterval + 20*time.Millisecond) }
+
+func touch(t *testing.T, path string) {
+	t.Helper()
+	now := time.Now()
+	must(t, os.Chtimes(path, now, now))
+}
+
+// inotifyWatches lists the directories (as device:inode) the watcher's
+// inotify instance watches, as the kernel reports them in
+// /proc/self/fdinfo.
+func inotifyWatches(t *testing.T, w *Watcher) []string {
+	t.Helper()
+	w.mu.Lock()
+	ino, _ := w.ino.(*inotify)
+	w.mu.Unlock()
+	if ino == nil {
+		return nil
+	}
+	var out []string
+	must(t, ino.control(func(fd int) error {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", fd))
+		for _, line := range strings.Split(string(raw), "\n") {
+			if strings.HasPrefix(line, "inotify wd:") {
+				var wd int
+				var ino, dev string
+				if _, err := fmt.Sscanf(line, "inotify wd:%d ino:%s sdev:%s", &wd, &ino, &dev); err == nil {
+					out = append(out, dev+":"+ino)
+				}
+			}
+		}
+		return err
+	}))
+	return out
+}
+
+// inodeOf is a directory as inotifyWatches names it.
+func inodeOf(t *testing.T, dir string) string {
+	t.Helper()
+	var st unix.Stat_t
+	must(t, unix.Stat(dir, &st))
+	// fdinfo prints the inode in hex and the superblock's dev_t as the
+	// kernel's internal (major << 20 | minor) in hex.
+	return fmt.Sprintf("%x:%x", unix.Major(st.Dev)<<20|unix.Minor(st.Dev), st.Ino)
+}
 
 func TestWatchTriggers(t *testing.T) {
 	dir := t.TempDir()
@@ -87,11 +159,11 @@ func TestWatchTriggers(t *testing.T) {
 		setup: func(t *testing.T) { _ = os.Remove(probe) },
 		act:   func(t *testing.T) { must(t, os.WriteFile(probe, nil, 0o600)) },
 	}, {
-		name:  "touch",
+		name:  "touch (utimensat)",
 		setup: func(t *testing.T) { must(t, os.WriteFile(probe, nil, 0o600)) },
-		act:   func(t *testing.T) { now := time.Now(); must(t, os.Chtimes(probe, now, now)) },
+		act:   func(t *testing.T) { touch(t, probe) },
 	}, {
-		name:  "write",
+		name:  "write and close",
 		setup: func(t *testing.T) { must(t, os.WriteFile(probe, nil, 0o600)) },
 		act: func(t *testing.T) {
 			f, err := os.OpenFile(probe, os.O_WRONLY|os.O_APPEND, 0)
@@ -101,12 +173,21 @@ func TestWatchTriggers(t *testing.T) {
 			must(t, f.Close())
 		},
 	}, {
-		name:  "rename over",
+		name:  "rename into place",
 		setup: func(t *testing.T) { must(t, os.WriteFile(probe, nil, 0o600)) },
 		act: func(t *testing.T) {
 			tmp := filepath.Join(dir, ".probe.tmp")
 			must(t, os.WriteFile(tmp, nil, 0o600))
 			must(t, os.Rename(tmp, probe))
+		},
+	}, {
+		name:  "hard link into place",
+		setup: func(t *testing.T) { _ = os.Remove(probe) },
+		act: func(t *testing.T) {
+			tmp := filepath.Join(dir, ".probe.link")
+			must(t, os.WriteFile(tmp, nil, 0o600))
+			must(t, os.Link(tmp, probe))
+			must(t, os.Remove(tmp))
 		},
 	}, {
 		name:  "delete and recreate",
@@ -145,6 +226,35 @@ func TestWatchTriggers(t *testing.T) {
 	}
 }
 
+// TestWatchOpenWriter: a writer that keeps its file open is not seen at
+// each write (IN_MODIFY is not watched: its probe runs at its period), only
+// when it closes the file.
+func TestWatchOpenWriter(t *testing.T) {
+	dir := t.TempDir()
+	probe := filepath.Join(dir, "probe")
+	must(t, os.WriteFile(probe, nil, 0o600))
+	w := newWatcher(t)
+	var c counter
+	s, err := w.Watch(dir, "probe", c.trigger)
+	must(t, err)
+	defer s.Cancel()
+	f, err := os.OpenFile(probe, os.O_WRONLY|os.O_APPEND, 0)
+	must(t, err)
+	defer f.Close()
+	for range 3 {
+		_, err := f.WriteString("beat\n")
+		must(t, err)
+	}
+	// Not a measure of speed: an event would come in microseconds, none
+	// must come at all.
+	time.Sleep(300 * time.Millisecond)
+	if got := c.n.Load(); got != 0 {
+		t.Fatalf("writes to a file kept open triggered %d times, want 0", got)
+	}
+	must(t, f.Close())
+	c.waitFor(t, 1, "close after writing")
+}
+
 func TestWatchIgnoresOtherFiles(t *testing.T) {
 	dir := t.TempDir()
 	w := newWatcher(t)
@@ -156,16 +266,52 @@ func TestWatchIgnoresOtherFiles(t *testing.T) {
 	must(t, os.Mkdir(filepath.Join(dir, "sub"), 0o700))
 	must(t, os.WriteFile(filepath.Join(dir, "sub", "probe"), nil, 0o600))
 	c.quiet(t, 0, "other files")
-	// Removing the probe file cannot make it fresh.
 	must(t, os.WriteFile(filepath.Join(dir, "probe"), nil, 0o600))
 	c.waitFor(t, 1, "create")
 	settle()
+	// Neither removing the probe file nor reading it can make it fresh.
+	_, err = os.ReadFile(filepath.Join(dir, "probe"))
+	must(t, err)
 	must(t, os.Remove(filepath.Join(dir, "probe")))
-	c.quiet(t, 1, "remove")
+	c.quiet(t, 1, "read and remove")
 }
 
-// TestWatchRateLimit: a container touching its file in a tight loop
-// triggers its probe at most once per MinTriggerInterval.
+// TestWatchNoSymlinks: the watched directory is never reached through a
+// symbolic link as its last component (IN_DONT_FOLLOW|IN_ONLYDIR), nor is a
+// file watched as a directory.
+func TestWatchNoSymlinks(t *testing.T) {
+	root := t.TempDir()
+	target := filepath.Join(root, "target")
+	must(t, os.Mkdir(target, 0o700))
+	link := filepath.Join(root, "link")
+	must(t, os.Symlink(target, link))
+	file := filepath.Join(root, "file")
+	must(t, os.WriteFile(file, nil, 0o600))
+	dangling := filepath.Join(root, "dangling")
+	must(t, os.Symlink(filepath.Join(root, "missing"), dangling))
+	w := newWatcher(t)
+	for _, dir := range []string{link, file, dangling} {
+		_, err := w.Watch(dir, "probe", func() {})
+		if !errors.Is(err, syscall.ENOTDIR) || errors.Is(err, ErrNotSetUp) {
+			t.Errorf("Watch(%s) = %v, want ENOTDIR", dir, err)
+		}
+	}
+	if got := w.Watched(); got != 0 {
+		t.Errorf("%d directories watched, want 0", got)
+	}
+	if got := inotifyWatches(t, w); len(got) != 0 {
+		t.Errorf("inotify watches %v, want none (the symbolic link's target is not watched)", got)
+	}
+	// The directory itself is fine.
+	s, err := w.Watch(target, "probe", func() {})
+	must(t, err)
+	s.Cancel()
+}
+
+// TestWatchRateLimit: a container touching its file often triggers its
+// probe at most once per MinTriggerInterval. (It touches it within the
+// directory's event budget: faster, the directory is suspended, see
+// TestWatchNoisyDirectory.)
 func TestWatchRateLimit(t *testing.T) {
 	dir := t.TempDir()
 	probe := filepath.Join(dir, "probe")
@@ -178,15 +324,18 @@ func TestWatchRateLimit(t *testing.T) {
 	start := time.Now()
 	touches := 0
 	for time.Since(start) < time.Second {
-		now := time.Now()
-		must(t, os.Chtimes(probe, now, now))
+		touch(t, probe)
 		touches++
+		time.Sleep(20 * time.Millisecond) // at most 50 events a second
 	}
 	elapsed := time.Since(start) + 100*time.Millisecond // events still in flight
 	time.Sleep(100 * time.Millisecond)
 	limit := int64(elapsed/MinTriggerInterval) + 1
-	if got := c.n.Load(); got < 1 || got > limit {
-		t.Errorf("%d touches in %v gave %d triggers, want between 1 and %d", touches, elapsed, got, limit)
+	if got := c.n.Load(); got < 2 || got > limit {
+		t.Errorf("%d touches in %v gave %d triggers, want between 2 and %d", touches, elapsed, got, limit)
+	}
+	if w.Suspended() != 0 {
+		t.Errorf("a directory within its budget was suspended")
 	}
 	t.Logf("%d touches, %d triggers", touches, c.n.Load())
 }
@@ -207,8 +356,11 @@ func TestWatchSharedAndReleased(t *testing.T) {
 	if got := w.Watched(); got != 2 {
 		t.Fatalf("%d directories watched, want 2", got)
 	}
-	if got := len(w.fs.(notifyWatcher).WatchList()); got != 2 {
-		t.Fatalf("%d inotify watches, want 2", got)
+	got, want := inotifyWatches(t, w), []string{inodeOf(t, dir1), inodeOf(t, dir2)}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("inotify watches %v, want %v", got, want)
 	}
 	must(t, os.WriteFile(filepath.Join(dir1, "probe"), nil, 0o600))
 	a.waitFor(t, 1, "first subscriber")
@@ -217,8 +369,7 @@ func TestWatchSharedAndReleased(t *testing.T) {
 	sa.Cancel()
 	sa.Cancel() // harmless
 	settle()
-	now := time.Now()
-	must(t, os.Chtimes(filepath.Join(dir1, "probe"), now, now))
+	touch(t, filepath.Join(dir1, "probe"))
 	b.waitFor(t, 2, "remaining subscriber")
 	if a.n.Load() != 1 {
 		t.Errorf("a cancelled subscriber was triggered")
@@ -228,93 +379,188 @@ func TestWatchSharedAndReleased(t *testing.T) {
 	if got := w.Watched(); got != 0 {
 		t.Errorf("%d directories still watched", got)
 	}
-	if got := w.fs.(notifyWatcher).WatchList(); len(got) != 0 {
+	if got := inotifyWatches(t, w); len(got) != 0 {
 		t.Errorf("inotify watches left: %q", got)
 	}
 }
 
 // TestWatchGoneDirectory: a directory removed while watched (the pod was
-// torn down) is released cleanly.
+// torn down) is released cleanly; one made again at its path, even before
+// the watcher read that the old one went, is watched again, and nothing
+// stays watched on the old one.
 func TestWatchGoneDirectory(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "volume")
-	w := newWatcher(t)
-	var c counter
-	if _, err := w.Watch(dir, "probe", c.trigger); !errors.Is(err, ErrNotSetUp) {
-		t.Fatalf("watching a missing directory: %v, want ErrNotSetUp", err)
-	}
-	must(t, os.Mkdir(dir, 0o700))
-	s, err := w.Watch(dir, "probe", c.trigger)
-	must(t, err)
-	must(t, os.RemoveAll(dir))
-	time.Sleep(50 * time.Millisecond)
-	s.Cancel()
-	if got := w.Watched(); got != 0 {
-		t.Errorf("%d directories still watched", got)
-	}
-}
-
-// fakeFS fails as an exhausted inotify does.
-type fakeFS struct {
-	addErr error
-	ev     chan fsnotify.Event
-	errs   chan error
-}
-
-func (f *fakeFS) Add(string) error              { return f.addErr }
-func (f *fakeFS) Remove(string) error           { return nil }
-func (f *fakeFS) Close() error                  { return nil }
-func (f *fakeFS) events() <-chan fsnotify.Event { return f.ev }
-func (f *fakeFS) errors() <-chan error          { return f.errs }
-func newFakeFS(addErr error) func() (fsWatcher, error) {
-	return func() (fsWatcher, error) { return &fakeFS{addErr: addErr}, nil }
-}
-
-// TestWatchLimits: exhausted inotify limits fail the watch (the caller
-// stays periodic), and never panic or block.
-func TestWatchLimits(t *testing.T) {
-	dir := t.TempDir()
-	t.Run("max_user_watches", func(t *testing.T) {
-		w := newWatcher(t)
-		w.newFS = newFakeFS(syscall.ENOSPC)
-		_, err := w.Watch(dir, "probe", func() {})
-		if err == nil || errors.Is(err, ErrNotSetUp) || !errors.Is(err, syscall.ENOSPC) {
-			t.Errorf("Watch = %v, want the ENOSPC error", err)
-		}
-		if w.Watched() != 0 {
-			t.Errorf("a failed watch is counted")
-		}
-	})
-	t.Run("max_user_instances", func(t *testing.T) {
-		w := newWatcher(t)
-		w.newFS = func() (fsWatcher, error) { return nil, syscall.EMFILE }
-		for i := 0; i < 2; i++ {
-			if _, err := w.Watch(dir, "probe", func() {}); !errors.Is(err, syscall.EMFILE) {
-				t.Errorf("Watch %d = %v, want the EMFILE error", i, err)
+	for _, test := range []struct {
+		name string
+		// gone removes the directory; moved is where it went, if anywhere.
+		gone func(t *testing.T, dir string) (moved string)
+	}{{
+		name: "deleted",
+		gone: func(t *testing.T, dir string) string { must(t, os.RemoveAll(dir)); return "" },
+	}, {
+		name: "moved away",
+		gone: func(t *testing.T, dir string) string {
+			moved := dir + ".old"
+			must(t, os.Rename(dir, moved))
+			return moved
+		},
+	}} {
+		t.Run(test.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "volume")
+			w := newWatcher(t)
+			var c counter
+			if _, err := w.Watch(dir, "probe", c.trigger); !errors.Is(err, ErrNotSetUp) {
+				t.Fatalf("watching a missing directory: %v, want ErrNotSetUp", err)
 			}
-		}
-	})
+			must(t, os.Mkdir(dir, 0o700))
+			s, err := w.Watch(dir, "probe", c.trigger)
+			must(t, err)
+			moved := test.gone(t, dir)
+			if _, err := w.Watch(dir, "probe", c.trigger); !errors.Is(err, ErrNotSetUp) {
+				t.Fatalf("watching a directory gone: %v, want ErrNotSetUp", err)
+			}
+			if got := w.Watched(); got != 1 {
+				t.Errorf("%d directories with subscribers, want 1", got)
+			}
+			must(t, os.Mkdir(dir, 0o700))
+			var c2 counter
+			s2, err := w.Watch(dir, "probe", c2.trigger)
+			must(t, err)
+			if got, want := inotifyWatches(t, w), []string{inodeOf(t, dir)}; !slices.Equal(got, want) {
+				t.Errorf("inotify watches %v, want the new directory's only, %v", got, want)
+			}
+			must(t, os.WriteFile(filepath.Join(dir, "probe"), nil, 0o600))
+			c2.waitFor(t, 1, "watched again")
+			c.waitFor(t, 1, "the first subscriber, watched again")
+			if moved != "" {
+				settle()
+				must(t, os.WriteFile(filepath.Join(moved, "probe"), nil, 0o600))
+				c.quiet(t, 1, "the directory moved away")
+			}
+			s.Cancel()
+			s2.Cancel()
+			if got := w.Watched(); got != 0 {
+				t.Errorf("%d directories still watched", got)
+			}
+			if got := inotifyWatches(t, w); len(got) != 0 {
+				t.Errorf("inotify watches left: %q", got)
+			}
+		})
+	}
 }
 
-// TestWatchErrors: errors from inotify (an overflow: a container flooding
-// its volume with events) neither stop the watcher nor flood the log: the
-// first is logged, the others only at -v=4.
-func TestWatchErrors(t *testing.T) {
-	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.BufferLogs(true), ktesting.Verbosity(2)))
-	w := New(logger)
-	fake := &fakeFS{ev: make(chan fsnotify.Event), errs: make(chan error)}
-	w.newFS = func() (fsWatcher, error) { return fake, nil }
-	dir := t.TempDir()
-	var c counter
-	s, err := w.Watch(dir, "probe", c.trigger)
+// TestWatchNoisyDirectory: a container writing another file of its
+// directory in a loop spends the directory's budget: the directory is no
+// longer watched (the kernel queues nothing more), OnFallback is told once,
+// other directories keep working, and after the back-off the directory is
+// watched again and works.
+func TestWatchNoisyDirectory(t *testing.T) {
+	noisy, quiet := t.TempDir(), t.TempDir()
+	logger, _ := ktesting.NewTestContext(t)
+	// The fake clock never moves by itself: the budget is not refilled
+	// while the test writes.
+	clk := testingclock.NewFakeClock(time.Now())
+	var mu sync.Mutex
+	var fallbacks []string
+	w := closeAtEnd(t, NewWithOptions(logger, Options{Clock: clk, OnFallback: func(dir string, subs int, reason error) {
+		mu.Lock()
+		defer mu.Unlock()
+		fallbacks = append(fallbacks, fmt.Sprintf("%s:%d:%v", dir, subs, errors.Is(reason, ErrOverBudget)))
+	}}))
+	fallbackCalls := func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(fallbacks) }
+	var n, q counter
+	sn, err := w.Watch(noisy, "probe", n.trigger)
 	must(t, err)
-	defer s.Cancel()
-	for i := 0; i < 5; i++ {
-		fake.errs <- fsnotify.ErrEventOverflow
+	defer sn.Cancel()
+	sq, err := w.Watch(quiet, "probe", q.trigger)
+	must(t, err)
+	defer sq.Cancel()
+
+	// while :; do echo x > noise; done
+	noise := filepath.Join(noisy, "noise")
+	writes := 0
+	for w.Suspended() == 0 {
+		if writes++; writes > 100*budgetBurst {
+			t.Fatalf("%d writes did not suspend the directory", writes)
+		}
+		must(t, os.WriteFile(noise, []byte("x\n"), 0o600))
 	}
-	fake.ev <- fsnotify.Event{Name: filepath.Join(dir, "probe"), Op: fsnotify.Chmod}
-	c.waitFor(t, 1, "an event after errors")
-	logged := logger.GetSink().(ktesting.Underlier).GetBuffer().String()
-	if n := strings.Count(logged, "File probe watch error"); n != 1 {
-		t.Errorf("%d watch errors logged, want 1:\n%s", n, logged)
+	t.Logf("suspended after %d writes", writes)
+	if got := inotifyWatches(t, w); !slices.Equal(got, []string{inodeOf(t, quiet)}) {
+		t.Errorf("inotify watches %v, want only the quiet directory's %v", got, inodeOf(t, quiet))
+	}
+	for range 100 {
+		must(t, os.WriteFile(noise, []byte("x\n"), 0o600))
+	}
+	must(t, os.WriteFile(filepath.Join(noisy, "probe"), nil, 0o600)) // not seen: periodic
+	must(t, os.WriteFile(filepath.Join(quiet, "probe"), nil, 0o600))
+	q.waitFor(t, 1, "the other directory")
+	if got := n.n.Load(); got != 0 {
+		t.Errorf("the suspended directory's subscriber was triggered %d times", got)
+	}
+	if got, want := fallbackCalls(), []string{noisy + ":1:true"}; !slices.Equal(got, want) {
+		t.Errorf("OnFallback calls %q, want %q", got, want)
+	}
+
+	clk.Step(backoffInitial)
+	waitUntil(t, "watched again after the back-off", func() bool { return w.Suspended() == 0 })
+	n.waitFor(t, 1, "the trigger when watched again")
+	clk.Step(MinTriggerInterval)
+	touch(t, filepath.Join(noisy, "probe"))
+	n.waitFor(t, 2, "a touch once watched again")
+	if got := len(inotifyWatches(t, w)); got != 2 {
+		t.Errorf("%d inotify watches, want 2", got)
+	}
+}
+
+// TestWatchClose: Close stops the reader; Watch then fails, Cancel is
+// harmless.
+func TestWatchClose(t *testing.T) {
+	dir := t.TempDir()
+	logger, _ := ktesting.NewTestContext(t)
+	w := New(logger)
+	s, err := w.Watch(dir, "probe", func() {})
+	must(t, err)
+	done := w.readerDone
+	must(t, w.Close())
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reader did not stop")
+	}
+	s.Cancel()
+	if _, err := w.Watch(dir, "probe", func() {}); err == nil {
+		t.Error("Watch after Close succeeded")
+	}
+	if got := w.Watched(); got != 0 {
+		t.Errorf("%d directories watched after Close", got)
+	}
+	must(t, w.Close()) // twice is harmless
+}
+
+// TestInotifyABI: the constants the parser uses are the kernel's.
+func TestInotifyABI(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		ours, sys uint32
+	}{
+		{"IN_ATTRIB", inAttrib, unix.IN_ATTRIB},
+		{"IN_CLOSE_WRITE", inCloseWrite, unix.IN_CLOSE_WRITE},
+		{"IN_MOVED_TO", inMovedTo, unix.IN_MOVED_TO},
+		{"IN_CREATE", inCreate, unix.IN_CREATE},
+		{"IN_UNMOUNT", inUnmount, unix.IN_UNMOUNT},
+		{"IN_Q_OVERFLOW", inQOverflow, unix.IN_Q_OVERFLOW},
+		{"IN_IGNORED", inIgnored, unix.IN_IGNORED},
+		{"IN_ONLYDIR", inOnlyDir, unix.IN_ONLYDIR},
+		{"IN_DONT_FOLLOW", inDontFollow, unix.IN_DONT_FOLLOW},
+		{"IN_EXCL_UNLINK", inExclUnlink, unix.IN_EXCL_UNLINK},
+		{"IN_MASK_CREATE", inMaskCreate, unix.IN_MASK_CREATE},
+		{"sizeof(struct inotify_event)", eventHeader, unix.SizeofInotifyEvent},
+	} {
+		if c.ours != c.sys {
+			t.Errorf("%s: %#x, the kernel's is %#x", c.name, c.ours, c.sys)
+		}
+	}
+	if watchMask&(unix.IN_MODIFY|unix.IN_ACCESS|unix.IN_OPEN|unix.IN_CLOSE_NOWRITE|unix.IN_DELETE|unix.IN_MOVED_FROM) != 0 {
+		t.Errorf("the mask %#x has events that cannot make a file fresh", watchMask)
 	}
 }
