@@ -56,12 +56,13 @@ var FileProbes = metrics.NewCounterVec(
 )
 
 // FileProbeWatchFallbacks counts file probes that stay periodic because their
-// file's directory could not be watched (inotify limits, or another error).
+// file's directory could not be watched (inotify limits, or another error), or
+// was over its event budget (a container flooding its volume with events).
 var FileProbeWatchFallbacks = metrics.NewCounter(
 	&metrics.CounterOpts{
 		Subsystem:      "prober",
 		Name:           "file_probe_watch_fallbacks_total",
-		Help:           "Cumulative number of file probes that could not watch their file for changes and stay periodic.",
+		Help:           "Cumulative number of times a file probe could not watch its file for changes, or its watch was suspended (its directory over its event budget): the probe stays periodic until the watch is taken again.",
 		StabilityLevel: metrics.ALPHA,
 	},
 )
@@ -524,7 +525,14 @@ func (f *fileProber) wake(w *worker, e *fileTarget) {
 // fileWatcher returns the kubelet's file watcher.
 func (f *fileProber) fileWatcher(logger klog.Logger) *filewatch.Watcher {
 	f.watcherOnce.Do(func() {
-		f.watcher = filewatch.New(logger.WithName("filewatch"))
+		f.watcher = filewatch.NewWithOptions(logger.WithName("filewatch"), filewatch.Options{
+			// A directory over its event budget is no longer watched
+			// for a while: its probes are periodic, like those whose
+			// watch could not be set up.
+			OnFallback: func(_ string, subscriptions int, _ error) {
+				FileProbeWatchFallbacks.Add(float64(subscriptions))
+			},
+		})
 	})
 	return f.watcher
 }

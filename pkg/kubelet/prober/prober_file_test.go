@@ -1076,3 +1076,36 @@ func TestFileProbeWatchInitialDelay(t *testing.T) {
 		t.Errorf("ready %v after the container started, within initialDelaySeconds 2", ready)
 	}
 }
+
+// TestFileProbeWatchNoisyDirectory: a container flooding its volume root with
+// events (here, writes to another file) gets its directory's watch
+// suspended, which counts as a fallback to periodic probing.
+func TestFileProbeWatchNoisyDirectory(t *testing.T) {
+	setFileProbeGate(t, true)
+	registry := metrics.NewKubeRegistry()
+	registry.MustRegister(FileProbeWatchFallbacks)
+	FileProbeWatchFallbacks.Reset()
+	_, ctx := ktesting.NewTestContext(t)
+	f := newFileProbeFixture(t)
+	f.m.prober.file.now = nil
+	w := f.newFileProbeWorker(t, readiness, fileHandler(testFileProbePath))
+	w.spec.PeriodSeconds = 60
+	watcher := f.m.prober.file.fileWatcher(klog.FromContext(ctx))
+	stop := f.startWorker(t, ctx, w)
+	defer stop()
+	waitUntil(t, "the file is watched", func() bool { return watcher.Watched() == 1 })
+
+	noise := filepath.Join(f.volume, "noise")
+	waitUntil(t, "the noisy directory's watch is suspended", func() bool {
+		for i := 0; i < 50; i++ {
+			if err := os.WriteFile(noise, []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return watcher.Suspended() == 1
+	})
+	waitUntil(t, "the suspension is counted", func() bool {
+		got, err := testutil.GetCounterMetricValue(FileProbeWatchFallbacks)
+		return err == nil && got == 1
+	})
+}
