@@ -184,6 +184,10 @@ func TestFileProbeInvalid(t *testing.T) {
 		{"validity missing", func(p *v1.Probe) { p.File.Validity = 0 }, rp + ".file.validity: Required value: seconds, must be between 1 and 86400, inclusive"},
 		{"validity too long", func(p *v1.Probe) { p.File.Validity = 86401 }, rp + ".file.validity: Invalid value: 86401: seconds, must be between 1 and 86400, inclusive"},
 		{"two handlers", func(p *v1.Probe) { p.Exec = &v1.ExecAction{Command: []string{"true"}} }, rp + ".file: Forbidden: may not specify more than 1 handler type"},
+		{"segment over NAME_MAX", func(p *v1.Probe) { p.File.Path = "/probe-volume/" + strings.Repeat("f", 256) }, `segment 2 ("ffffffffffffffffffffffffffffffff"...) is 256 bytes long: each segment must be at most 255 bytes (NAME_MAX)`},
+		{"path over PATH_MAX behind the kubelet's prefix", func(p *v1.Probe) {
+			p.File.Path = "/probe-volume" + strings.Repeat("/"+strings.Repeat("d", 200), 20)[:4028-len("/probe-volume")]
+		}, rp + ".file.path: Too long: may not be more than 4027 bytes (the node's PATH_MAX of 4096 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pod := designPod("invalid")
@@ -194,6 +198,21 @@ func TestFileProbeInvalid(t *testing.T) {
 				t.Errorf("got %q, want one error containing %q", errs, tc.want)
 			}
 		})
+	}
+}
+
+func TestFileProbeWindows(t *testing.T) {
+	client, _, teardown := startAPIServer(t, true, nil)
+	defer teardown()
+	pod := designPod("windows")
+	pod.Spec.OS = &v1.PodOS{Name: v1.Windows}
+	_, err := client.CoreV1().Pods(ns).Create(context.Background(), pod, metav1.CreateOptions{})
+	want := []string{
+		"spec.containers[0].livenessProbe.file: Forbidden: cannot be set for a windows pod",
+		"spec.containers[0].readinessProbe.file: Forbidden: cannot be set for a windows pod",
+	}
+	if errs := fieldErrors(t, err); strings.Join(errs, "\n") != strings.Join(want, "\n") {
+		t.Errorf("windows pod with file probes: got %q, want %q", errs, want)
 	}
 }
 
@@ -332,6 +351,8 @@ func TestFileProbeKubectlExplain(t *testing.T) {
 		"path\t<string> -required-",
 		"validity\t<integer> -required-",
 		"Must be between 1 and 86400.",
+		"The file is judged against the container instance being probed",
+		"at most 4027 bytes long",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("kubectl explain pod.spec.containers.readinessProbe.file lacks %q:\n%s", want, out.String())

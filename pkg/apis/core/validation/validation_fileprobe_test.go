@@ -56,6 +56,21 @@ func fileProbePod(tweak func(*core.Pod)) *core.Pod {
 	return pod
 }
 
+// fileProbePath returns a path of exactly n bytes in the volume "probe-volume",
+// made of segments of at most segment bytes.
+func fileProbePath(n, segment int) string {
+	var b strings.Builder
+	b.WriteString("/probe-volume")
+	for b.Len() < n {
+		b.WriteByte('/')
+		b.WriteString(strings.Repeat("a", min(segment, n-b.Len())))
+	}
+	if b.Len() != n || strings.HasSuffix(b.String(), "/") {
+		panic("fileProbePath: cannot make a path of that length")
+	}
+	return b.String()
+}
+
 var (
 	readinessFile = field.NewPath("spec", "containers").Index(0).Child("readinessProbe", "file")
 	livenessFile  = field.NewPath("spec", "containers").Index(0).Child("livenessProbe", "file")
@@ -95,7 +110,9 @@ func TestValidateFileProbe(t *testing.T) {
 		{name: "nested file", tweak: setReadiness("/probe-volume/a/b/c/heartbeat", 1)},
 		{name: "medium Memory emptyDir", tweak: setReadiness("/memory/probe", 86400)},
 		{name: "startup probe", tweak: func(pod *core.Pod) { pod.Spec.Containers[0].StartupProbe = fileProbe("/probe-volume/started", 5) }},
-		{name: "longest path", tweak: setReadiness("/probe-volume/"+strings.Repeat("a", 4096-len("/probe-volume/")), 30)},
+		{name: "longest path: its kubelet path fills PATH_MAX", tweak: setReadiness(fileProbePath(4027, 255), 30)},
+		{name: "longest file name (NAME_MAX)", tweak: setReadiness("/probe-volume/"+strings.Repeat("f", 255), 30)},
+		{name: "longest directory name (NAME_MAX)", tweak: setReadiness("/probe-volume/"+strings.Repeat("d", 255)+"/probe", 30)},
 		{
 			name:  "path required",
 			tweak: setReadiness("", 30),
@@ -137,9 +154,29 @@ func TestValidateFileProbe(t *testing.T) {
 			want:  []wantErr{{field.ErrorTypeInvalid, rp + ".path", "must not end with '/'"}},
 		},
 		{
-			name:  "too long",
-			tweak: setReadiness("/probe-volume/"+strings.Repeat("a", 4097-len("/probe-volume/")), 30),
-			want:  []wantErr{{field.ErrorTypeTooLong, rp + ".path", "4096"}},
+			name:  "one byte too long for PATH_MAX behind the kubelet's prefix",
+			tweak: setReadiness(fileProbePath(4028, 255), 30),
+			want:  []wantErr{{field.ErrorTypeTooLong, rp + ".path", "may not be more than 4027 bytes (the node's PATH_MAX of 4096 bytes"}},
+		},
+		{
+			name:  "PATH_MAX itself is too long",
+			tweak: setReadiness(fileProbePath(4096, 255), 30),
+			want:  []wantErr{{field.ErrorTypeTooLong, rp + ".path", "may not be more than 4027 bytes"}},
+		},
+		{
+			name:  "file name one byte over NAME_MAX",
+			tweak: setReadiness("/probe-volume/"+strings.Repeat("f", 256), 30),
+			want:  []wantErr{{field.ErrorTypeInvalid, rp + ".path", `segment 2 ("ffffffffffffffffffffffffffffffff"...) is 256 bytes long: each segment must be at most 255 bytes (NAME_MAX)`}},
+		},
+		{
+			name:  "directory name one byte over NAME_MAX",
+			tweak: setReadiness("/probe-volume/a/"+strings.Repeat("d", 256)+"/probe", 30),
+			want:  []wantErr{{field.ErrorTypeInvalid, rp + ".path", `segment 3 ("dddddddddddddddddddddddddddddddd"...) is 256 bytes long`}},
+		},
+		{
+			name:  "volume name over NAME_MAX",
+			tweak: setReadiness("/"+strings.Repeat("v", 300)+"/probe", 30),
+			want:  []wantErr{{field.ErrorTypeInvalid, rp + ".path", "segment 1 (" + `"vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"...) is 300 bytes long`}},
 		},
 		{
 			name:  "NUL byte",
@@ -255,6 +292,96 @@ func TestValidateFileProbeContainerKinds(t *testing.T) {
 		pod.Spec.EphemeralContainers = []core.EphemeralContainer{ec}
 		errs := ValidatePodEphemeralContainersUpdate(pod, old, PodValidationOptions{AllowFileProbe: true})
 		checkErrs(t, errs, []wantErr{{field.ErrorTypeForbidden, "spec.ephemeralContainers[0].readinessProbe", "cannot be set for an Ephemeral Container"}})
+	})
+}
+
+func TestValidateFileProbeOS(t *testing.T) {
+	withOS := func(name core.OSName, tweak func(*core.Pod)) func(*core.Pod) {
+		return func(pod *core.Pod) {
+			pod.Spec.OS = &core.PodOS{Name: name}
+			if tweak != nil {
+				tweak(pod)
+			}
+		}
+	}
+	sidecar := func(pod *core.Pod) {
+		c := podtest.MakeContainer("sidecar")
+		c.RestartPolicy = ptr.To(core.ContainerRestartPolicyAlways)
+		c.StartupProbe = fileProbe("/probe-volume/sidecar", 5)
+		pod.Spec.InitContainers = []core.Container{c}
+	}
+	const windows = "cannot be set for a windows pod"
+	cases := []struct {
+		name      string
+		tweak     func(*core.Pod)
+		allowFile bool
+		want      []wantErr
+	}{
+		{name: "no spec.os", tweak: nil, allowFile: true},
+		{name: "linux pod", tweak: withOS(core.Linux, nil), allowFile: true},
+		{
+			name:      "windows pod: every file probe is forbidden",
+			tweak:     withOS(core.Windows, nil),
+			allowFile: true,
+			want: []wantErr{
+				{field.ErrorTypeForbidden, livenessFile.String(), windows},
+				{field.ErrorTypeForbidden, readinessFile.String(), windows},
+			},
+		},
+		{
+			name: "windows pod: the path is not checked any further",
+			tweak: withOS(core.Windows, func(pod *core.Pod) {
+				pod.Spec.Containers[0].ReadinessProbe = fileProbe("/config/key", 0)
+				pod.Spec.Containers[0].LivenessProbe = nil
+			}),
+			allowFile: true,
+			want:      []wantErr{{field.ErrorTypeForbidden, readinessFile.String(), windows}},
+		},
+		{
+			name:      "windows pod: restartable init container",
+			tweak:     withOS(core.Windows, sidecar),
+			allowFile: true,
+			want: []wantErr{
+				{field.ErrorTypeForbidden, livenessFile.String(), windows},
+				{field.ErrorTypeForbidden, readinessFile.String(), windows},
+				{field.ErrorTypeForbidden, "spec.initContainers[0].startupProbe.file", windows},
+			},
+		},
+		{
+			name: "windows pod: other handlers stay allowed",
+			tweak: withOS(core.Windows, func(pod *core.Pod) {
+				pod.Spec.Containers[0].ReadinessProbe.File = nil
+				pod.Spec.Containers[0].ReadinessProbe.Exec = &core.ExecAction{Command: []string{"cmd", "/c", "exit 0"}}
+			}),
+			allowFile: true,
+			want:      []wantErr{{field.ErrorTypeForbidden, livenessFile.String(), windows}},
+		},
+		{
+			name:      "windows pod with the gate off: the gate is reported",
+			tweak:     withOS(core.Windows, nil),
+			allowFile: false,
+			want: []wantErr{
+				{field.ErrorTypeForbidden, livenessFile.String(), "FileContainerProbe feature gate"},
+				{field.ErrorTypeForbidden, readinessFile.String(), "FileContainerProbe feature gate"},
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			errs := ValidatePodCreate(fileProbePod(tc.tweak), PodValidationOptions{AllowFileProbe: tc.allowFile})
+			checkErrs(t, errs, tc.want)
+		})
+	}
+
+	t.Run("windows pod template", func(t *testing.T) {
+		pod := fileProbePod(withOS(core.Windows, nil))
+		template := &core.PodTemplateSpec{ObjectMeta: pod.ObjectMeta, Spec: pod.Spec}
+		template.Labels = map[string]string{"app": "x"}
+		errs := ValidatePodTemplateSpec(template, field.NewPath("spec", "template"), PodValidationOptions{AllowFileProbe: true})
+		checkErrs(t, errs, []wantErr{
+			{field.ErrorTypeForbidden, "spec.template.spec.containers[0].livenessProbe.file", windows},
+			{field.ErrorTypeForbidden, "spec.template.spec.containers[0].readinessProbe.file", windows},
+		})
 	})
 }
 
