@@ -109,8 +109,8 @@ func TestNoisyVerdict(t *testing.T) {
 		want []string
 	}{
 		{"no noisy run", []noisyRun{quiet}, nil},
-		{"met", []noisyRun{quiet, noisy}, []string{"used 0.030 cores (target: below 0.050, met), +0.020 against the run without it; readiness p99 140 ms against 90 ms."}},
-		{"not met", []noisyRun{quiet, loud}, []string{"used 0.300 cores (target: below 0.050, NOT met), +0.290"}},
+		{"met", []noisyRun{quiet, noisy}, []string{"used 0.030 cores, +0.020 against the run without it (target, the noisy pod's cost: below 0.050, met); readiness p99 140 ms against 90 ms."}},
+		{"not met", []noisyRun{quiet, loud}, []string{"used 0.300 cores, +0.290 against the run without it (target, the noisy pod's cost: below 0.050, NOT met)"}},
 		{"noisy alone", []noisyRun{noisy}, []string{"used 0.030 cores (target: below 0.050, met)."}},
 		{"no noise", []noisyRun{quiet, silent}, []string{"met", "did not change during the window"}},
 	} {
@@ -158,7 +158,7 @@ func TestPrintMarkdownNoisy(t *testing.T) {
 		"| run | pods waiting | window | kubelet |",
 		"| without the noisy pod | 100 | 60 s | 0.012 | 0.020 | 0.001 | 0.200 | not served | 100 of 100 | 20 ms | 95 ms | 99 ms | p50 3 ms, p99 30 ms, max 31 ms (100 pods) |",
 		"| with the noisy pod | 100 | 60 s | 0.021 | 0.030 | 0.980 | 1.300 | 2 | 99 of 100 | 25 ms | 150 ms | 160 ms | not measured |",
-		"\nWith the noisy pod the kubelet used 0.021 cores (target: below 0.050, met), +0.009 against the run without it; readiness p99 150 ms against 95 ms.\n",
+		"\nWith the noisy pod the kubelet used 0.021 cores, +0.009 against the run without it (target, the noisy pod's cost: below 0.050, met); readiness p99 150 ms against 95 ms.\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, out.String())
