@@ -914,6 +914,28 @@ func fileProbeCount(t *testing.T, probeType probeType, result string) float64 {
 	return got
 }
 
+// touchEvery writes and touches the probe file on the real clock every
+// interval, as a container's heartbeat, until the test ends.
+func (f *fileProbeFixture) touchEvery(t *testing.T, interval time.Duration) {
+	done, stopped := make(chan struct{}), make(chan struct{})
+	// Stop before the test's temporary directory is removed.
+	t.Cleanup(func() { close(done); <-stopped })
+	path := filepath.Join(f.volume, "probe")
+	go func() {
+		defer close(stopped)
+		for {
+			now := time.Now()
+			_ = os.WriteFile(path, nil, 0o600)
+			_ = os.Chtimes(path, now, now)
+			select {
+			case <-done:
+				return
+			case <-time.After(interval):
+			}
+		}
+	}()
+}
+
 // setStarted sets when the worker's container started.
 func (f *fileProbeFixture) setStarted(t testing.TB, w *worker, started time.Time) {
 	t.Helper()
@@ -995,21 +1017,7 @@ func TestFileProbeWatchSuccessThreshold(t *testing.T) {
 	waitUntil(t, "the file is watched after the first probe", func() bool { return watcher.Watched() == 1 })
 
 	// A container touching its file every 100 ms.
-	done := make(chan struct{})
-	defer close(done)
-	path := filepath.Join(f.volume, "probe")
-	go func() {
-		for {
-			now := time.Now()
-			_ = os.WriteFile(path, nil, 0o600)
-			_ = os.Chtimes(path, now, now)
-			select {
-			case <-done:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	}()
+	f.touchEvery(t, 100*time.Millisecond)
 	waitUntil(t, "the first heartbeat wakes the probe up", func() bool { return fileProbeCount(t, readiness, probeResultSuccessful) >= 1 })
 	first := time.Now()
 	waitUntil(t, "the watch is released at the first success", func() bool { return watcher.Watched() == 0 })
@@ -1051,21 +1059,7 @@ func TestFileProbeWatchInitialDelay(t *testing.T) {
 	defer stop()
 	waitUntil(t, "the file is watched", func() bool { return watcher.Watched() == 1 })
 
-	done := make(chan struct{})
-	defer close(done)
-	path := filepath.Join(f.volume, "probe")
-	go func() {
-		for {
-			now := time.Now()
-			_ = os.WriteFile(path, nil, 0o600)
-			_ = os.Chtimes(path, now, now)
-			select {
-			case <-done:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	}()
+	f.touchEvery(t, 100*time.Millisecond)
 	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
 		r, _ := f.m.readinessManager.Get(testContainerID)
 		return r == results.Success, nil
