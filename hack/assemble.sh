@@ -121,6 +121,15 @@ apply_series() {
   if ((${#series[@]} > 0)); then
     fp::log "applying ${#series[@]} patches"
     tree_git am -q --committer-date-is-author-date --whitespace=nowarn "${series[@]}" || {
+      if [[ "${FP_KEEP_AM:-0}" == 1 ]]; then
+        # hack/rebase.sh: leave the tree inside git am, to resolve the patch.
+        fp::die "$(tree_git am --show-current-patch=raw 2>/dev/null | sed -n 's/^Subject: \[PATCH\] //p' | head -n1):
+    does not apply to upstream $(fp::upstream_version). ${FP_TREE} is left inside 'git am' to resolve it:
+      cd ${FP_TREE}
+      git apply --reject --whitespace=nowarn \"\$(git rev-parse --git-path rebase-apply/patch)\"   # then fix each *.rej
+      git add -A && git am --continue          # for a 'generated:' patch: git am --skip, regenerate later
+    and, once git am is done: make export-patches && make. docs/rebasing.md has the whole procedure."
+      fi
       tree_git am --abort || true
       fp::die "the patch series does not apply to upstream $(fp::upstream_version) (see the git am output above)"
     }

@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
 # Builds the fork's binaries from the assembled tree with upstream's own build
 # (make WHAT=...: same tags, static/cgo choices, -trimpath and ldflags as an
-# upstream release build), stamped v1.37.1+fileprobe.N, into _output/bin/.
+# upstream release build), stamped v1.37.X+fileprobe.N, into _output/bin/.
 #
 #   hack/build.sh                 the five binaries
 #   hack/build.sh cmd/kubelet     only these
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
-
-FP_BINARIES=(cmd/kubelet cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubectl)
 
 main() {
   local -a what=("$@")

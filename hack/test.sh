@@ -18,18 +18,33 @@
 #
 #   hack/test.sh --unit-only    step 6 only
 #   hack/test.sh --verify-only  steps 1-4 (make verify)
+#   hack/test.sh --pins-only    step 1 (hack/test/assemble_test.sh tests it)
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 # verify_pins checks that go.mod pins k8s.io/kubernetes and exactly its
-# staging modules, all at the matching v0.X.Y.
+# staging modules, all at the matching v0.X.Y, but those held back (go.mod
+# "// held:", written by hack/rebase.sh when the Go module proxy refuses the
+# new version): each is listed, and none may be compiled into a binary we ship.
 verify_pins() {
   local version staging_version
   version=$(fp::upstream_version)
   [[ "${version}" =~ ^v1\.([0-9]+)\.([0-9]+)$ ]] || fp::die "go.mod: k8s.io/kubernetes ${version} is not a release"
   staging_version="v0.${BASH_REMATCH[1]}.${BASH_REMATCH[2]}"
-  local path ver bad=0
+  declare -A held=()
+  local path ver why bad=0
+  while read -r path ver why; do held[${path}]="${ver} ${why}"; done < <(fp::held_modules)
   while read -r path ver; do
-    [[ "${ver}" == "${staging_version}" ]] || { echo "go.mod: ${path} is ${ver}, want ${staging_version}" >&2; bad=1; }
+    if [[ -n "${held[${path}]:-}" ]]; then
+      if [[ "${ver}" == "${staging_version}" || "${held[${path}]%% *}" != "${ver}" ]]; then
+        echo "go.mod: ${path} is marked held but pinned at ${ver}: drop the mark or fix the pin (hack/rebase.sh)" >&2
+        bad=1
+      else
+        fp::log "HELD BACK: ${path} ${ver}, not ${staging_version}: ${held[${path}]#* }"
+      fi
+    elif [[ "${ver}" != "${staging_version}" ]]; then
+      echo "go.mod: ${path} is ${ver}, want ${staging_version}" >&2
+      bad=1
+    fi
   done < <(fp::staging_modules)
   local want have
   want=$(sed -n '/^replace (/,/^)/p' "${FP_TREE}/go.mod" | awk '/=>/{print $1}' | LC_ALL=C sort)
@@ -39,8 +54,22 @@ verify_pins() {
     echo "go.mod: the staging modules differ from the replace block of k8s.io/kubernetes ${version}" >&2
     bad=1
   }
-  ((bad == 0)) || fp::die "go.mod pins are inconsistent (hack/rebase.sh rewrites them)"
-  fp::log "go.mod pins k8s.io/kubernetes ${version} and its ${staging_version} staging modules"
+  if ((${#held[@]} > 0)); then
+    # A held module is older than the rest of the tree: acceptable only while
+    # nothing we ship is built from it.
+    local deps
+    deps=$(cd "${FP_TREE}" && GOFLAGS=-buildvcs=false go list -deps -f '{{with .Module}}{{.Path}}{{end}}' "${FP_BINARIES[@]/#/./}" | LC_ALL=C sort -u) ||
+      fp::die "go list -deps of the binaries failed"
+    for path in "${!held[@]}"; do
+      if grep -qxF "${path}" <<<"${deps}"; then
+        echo "go.mod: ${path} is held at an older version but compiled into our binaries (${FP_BINARIES[*]})" >&2
+        bad=1
+      fi
+    done
+    ((bad == 0)) && fp::log "held-back modules are compiled into none of ${FP_BINARIES[*]}"
+  fi
+  ((bad == 0)) || fp::die "go.mod pins are inconsistent (hack/rebase.sh rewrites them; docs/rebasing.md)"
+  fp::log "go.mod pins k8s.io/kubernetes ${version} and its ${staging_version} staging modules${held[*]:+ (${#held[@]} held back)}"
 }
 
 # go_packages prints the package directories to test, relative to the tree.
@@ -97,6 +126,7 @@ main() {
   fi
   fp::timed "assemble tree" "${FP_ROOT}/hack/assemble.sh"
   fp::timed "verify go.mod pins" verify_pins
+  [[ "${1:-}" == "--pins-only" ]] && return
   fp::timed "verify patch series" "${FP_ROOT}/hack/patches.sh" verify
   fp::timed "verify feature gate reference data" verify_featuregates
   fp::timed "verify generated code" "${FP_ROOT}/hack/codegen.sh" verify

@@ -36,7 +36,7 @@ export GOTOOLCHAIN=local
 fp::log() { printf '+++ [%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 fp::die() { printf '!!! %s\n' "$*" >&2; exit 1; }
 
-# fp::upstream_version prints the pinned k8s.io/kubernetes version (e.g. v1.37.1).
+# fp::upstream_version prints the pinned k8s.io/kubernetes version (e.g. v1.37.2).
 fp::upstream_version() {
   (cd "${FP_ROOT}" && go mod edit -json | sed -n '/"Path": "k8s.io\/kubernetes"/{n;s/.*"Version": "\(.*\)".*/\1/p;q;}')
 }
@@ -51,7 +51,17 @@ fp::staging_modules() {
     inrep && new && /"Version":/ {gsub(/[",]/,""); print p, $2; new=0}'
 }
 
-# fp::fork_version prints the version stamped into every binary: v1.37.1+fileprobe.N
+# fp::held_modules prints "path version reason" for every staging module that
+# go.mod holds at an older version (its require line ends in "// held: reason";
+# hack/rebase.sh writes it when the Go module proxy refuses the new version).
+fp::held_modules() {
+  sed -n -E 's|^\s+(k8s\.io/[^ ]+) (v[^ ]+) // held: (.*)$|\1 \2 \3|p' "${FP_ROOT}/go.mod"
+}
+
+# The binaries this fork builds and ships (hack/build.sh, make release).
+FP_BINARIES=(cmd/kubelet cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubectl)
+
+# fp::fork_version prints the version stamped into every binary: v1.37.2+fileprobe.N
 fp::fork_version() {
   local release
   release=$(tr -d '[:space:]' < "${FP_ROOT}/FILEPROBE_RELEASE")

@@ -87,5 +87,39 @@ else
   echo "FAIL: the series is empty, the normal-form tests need a patch"; fails=$((fails + 1))
 fi
 
+# A patch that no longer applies (as after a rebase): hack/rebase.sh keeps the
+# tree inside git am to resolve it; plain assembly aborts cleanly.
+new_copy
+last=$(find "${R}/patches" -name '*.patch' | LC_ALL=C sort | tail -n1)
+# Make the first removed or context line of the last patch's first hunk wrong.
+awk 'BEGIN{d=0} !d && /^@@/ {h=1; print; next} h && !d && /^[ -]/ {print substr($0,1,1) "no such line in upstream"; d=1; next} {print}' \
+  "${last}" > "${last}.new" && mv "${last}.new" "${last}"
+expect "a patch that does not apply fails assembly" 1 "does not apply to upstream" "${R}/hack/assemble.sh"
+expect "... and leaves no git am behind" 1 "" tg am --show-current-patch=raw
+expect "under hack/rebase.sh it stops inside git am" 1 "is left inside 'git am'" env FP_KEEP_AM=1 "${R}/hack/assemble.sh"
+expect "... with that patch to resolve" 0 "Subject: \[PATCH\] UPSTREAM" tg am --show-current-patch=raw
+
+# The pin check and the rebase script (go.mod's "// held:" marks).
+new_copy
+expect "rebasing onto the pinned version changes no pin" 0 "go.mod now pins k8s.io/kubernetes $(fp::upstream_version)" \
+  "${R}/hack/rebase.sh" "$(fp::upstream_version)"
+expect "... and leaves go.mod and go.sum as they were" 0 "^$" \
+  bash -c "diff '${FP_ROOT}/go.mod' '${R}/go.mod' && diff '${FP_ROOT}/go.sum' '${R}/go.sum'"
+expect "the pins verify" 0 "go.mod pins k8s.io/kubernetes" "${R}/hack/test.sh" --pins-only
+if [[ -n "$(fp::held_modules)" ]]; then
+  expect "held-back modules are listed" 0 "HELD BACK: $(fp::held_modules | head -n1 | cut -d' ' -f1-2)" "${R}/hack/test.sh" --pins-only
+  sed -i 's| // held:.*||' "${R}/go.mod"
+  expect "an older staging module without a held mark fails" 1 "is v[0-9.]*, want v0\." "${R}/hack/test.sh" --pins-only
+  new_copy
+fi
+# Hold k8s.io/api, which every binary compiles in, at an older version.
+old_api=v0.0.1
+sed -i -E "s|^(\s+k8s\.io/api) v[^ ]+\$|\1 ${old_api} // held: a test|; s|^(\s+k8s\.io/api => k8s\.io/api) v[^ ]+\$|\1 ${old_api}|" "${R}/go.mod"
+expect "a held module compiled into a binary fails" 1 "k8s.io/api is held at an older version but compiled into our binaries" \
+  "${R}/hack/test.sh" --pins-only
+new_copy
+sed -i -E 's|^(\s+k8s\.io/api v[^ ]+)$|\1 // held: a stale mark|' "${R}/go.mod"
+expect "a held mark on an up-to-date module fails" 1 "k8s.io/api is marked held but pinned at" "${R}/hack/test.sh" --pins-only
+
 ((fails == 0)) || fp::die "${fails} assembler test(s) failed"
 fp::log "assembler tests passed"
