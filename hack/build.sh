@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the fork's binaries from the assembled tree with upstream's own build
 # (make WHAT=...: same tags, static/cgo choices, -trimpath and ldflags as an
-# upstream release build), stamped v1.37.X+fileprobe.N, into _output/bin/.
+# upstream release build), stamped v1.37.X+fileprobe.N, into _output/bin/,
+# with the Go toolchain upstream's .go-version names (GOTOOLCHAIN, hack/lib/common.sh).
 #
 #   hack/build.sh                 the five binaries
 #   hack/build.sh cmd/kubelet     only these
@@ -38,7 +39,7 @@ main() {
     KUBE_GIT_VERSION="${version}" KUBE_GIT_MAJOR="${major}" KUBE_GIT_MINOR="${minor}" \
     KUBE_GIT_COMMIT="${commit}" KUBE_GIT_TREE_STATE="${state}" \
     SOURCE_DATE_EPOCH="${epoch}" \
-    FORCE_HOST_GO=1 GOCACHE="${GOCACHE}" GOMODCACHE="${GOMODCACHE}" GOFLAGS=-buildvcs=false
+    GOCACHE="${GOCACHE}" GOMODCACHE="${GOMODCACHE}" GOFLAGS=-buildvcs=false
 
   mkdir -p "${FP_OUT}/bin"
   local w bin

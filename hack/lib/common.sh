@@ -30,8 +30,6 @@ FP_FIXED_DATE="2000-01-01T00:00:00Z"
 GOCACHE="${GOCACHE:-$(go env GOCACHE)}"
 GOMODCACHE="${GOMODCACHE:-$(go env GOMODCACHE)}"
 export GOCACHE GOMODCACHE
-# Never download a Go toolchain: the machine's Go must match upstream's .go-version.
-export GOTOOLCHAIN=local
 
 fp::log() { printf '+++ [%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 fp::die() { printf '!!! %s\n' "$*" >&2; exit 1; }
@@ -119,3 +117,24 @@ fp::timed() {
   fp::log "timing: ${name}: $((SECONDS - start))s (exit ${rc})"
   return "${rc}"
 }
+
+# fp::go_version prints the Go version upstream builds the pinned release with:
+# the .go-version file of k8s.io/kubernetes (e.g. 1.26.10).
+fp::go_version() {
+  local dir
+  # Outside of any module, so that no go.mod but the pinned release is read.
+  dir=$(cd / && GOTOOLCHAIN=local GO111MODULE=on go mod download -json "k8s.io/kubernetes@$(fp::upstream_version)" |
+    sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  [[ -f "${dir}/.go-version" ]] || fp::die "k8s.io/kubernetes $(fp::upstream_version) has no .go-version in the module cache (${dir})"
+  tr -d '[:space:]' < "${dir}/.go-version"
+}
+
+# Build with the Go version upstream's .go-version names, fetched the way
+# upstream's hack/lib/golang.sh fetches it: GOTOOLCHAIN=go<version> makes the
+# machine's go command download that toolchain from the Go module proxy (once,
+# into the module cache) and run it. A GOTOOLCHAIN set in the environment other
+# than "auto" is respected, as upstream respects it.
+if [[ "${GOTOOLCHAIN:-auto}" == auto ]]; then
+  GOTOOLCHAIN="go$(fp::go_version)"
+fi
+export GOTOOLCHAIN
