@@ -47,9 +47,9 @@ e2e:
 bench:
 	hack/bench.sh
 
-## local-up: (re)start a real single-node cluster from _output/bin (or FP_BIN); see docs/local-node.md
+## local-up: build what is missing, (re)start a real single-node cluster from _output/bin (or FP_BIN) with the example pod; see docs/local-node.md
 local-up:
-	hack/local-up-node.sh up
+	hack/local-up.sh
 
 ## local-down: stop the local cluster and remove its state (logs stay in _output/local/logs)
 local-down:

@@ -204,7 +204,7 @@ install_all() {
   build_images
   local b
   for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do
-    [[ -x "${FP_BIN}/${b}" ]] || fp::die "${FP_BIN}/${b} is missing (make; hack/etcd.sh), or set FP_BIN"
+    [[ -x "${FP_BIN}/${b}" ]] || fp::die "${FP_BIN}/${b} is missing (make local-up builds what is missing), or set FP_BIN"
   done
 }
 

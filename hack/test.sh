@@ -139,6 +139,7 @@ main() {
   fp::timed "unit and integration tests" unit_tests
   fp::timed "fuzz the file probe resolver (short run)" fuzz_short
   fp::timed "vet the e2e suite and the benchmarks" vet_e2e
+  fp::timed "docs tests" "${FP_ROOT}/hack/test/docs_test.sh"
   fp::timed "build binaries" "${FP_ROOT}/hack/build.sh"
   fp::timed "binary smoke tests" "${FP_ROOT}/hack/test/binaries_test.sh"
   fp::timed "e2e suite on a local node" "${FP_ROOT}/hack/e2e.sh"
