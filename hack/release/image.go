@@ -150,7 +150,7 @@ func writeImageArchive(spec imageSpec, dest string) (v1.Hash, error) {
 	if err := p.AppendImage(img,
 		layout.WithPlatform(v1.Platform{OS: "linux", Architecture: spec.Arch}),
 		layout.WithAnnotations(map[string]string{
-			"io.containerd.image.name":         spec.ref(),
+			"io.containerd.image.name":          spec.ref(),
 			"org.opencontainers.image.ref.name": imageTag(spec.Version),
 		})); err != nil {
 		return v1.Hash{}, err

@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spdx/tools-golang/spdx/v2/common"
 )
 
@@ -94,7 +95,9 @@ func pins(root string) (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("go mod edit -json in %s: %w", root, err)
 	}
-	var gomod struct{ Require []struct{ Path, Version string } }
+	var gomod struct {
+		Require []struct{ Path, Version string }
+	}
 	if err := json.Unmarshal(out, &gomod); err != nil {
 		return nil, err
 	}
@@ -136,6 +139,15 @@ func (o options) pack() error {
 		}
 		if err := o.sbom(dest, name, sha, func(d *doc) (common.ElementID, error) { return d.addBinary(b) }); err != nil {
 			return err
+		}
+	}
+
+	// An IMAGE_REPOSITORY that makes no valid reference fails here, not in
+	// whatever imports the images.
+	for _, n := range imageBinaries {
+		ref := imageSpec{Name: n, Repository: o.Repository, Version: o.Version}.ref()
+		if _, err := name.NewTag(ref, name.StrictValidation); err != nil {
+			return fmt.Errorf("image reference %s: %w", ref, err)
 		}
 	}
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
@@ -27,6 +28,21 @@ func TestImageTag(t *testing.T) {
 	} {
 		if got := imageTag(in); got != want {
 			t.Errorf("imageTag(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestImageReferences(t *testing.T) {
+	for repo, valid := range map[string]bool{
+		"localhost/kubelet-fileprobe":  true,
+		"registry.example:5000/a/b":    true,
+		"Uppercase/kubelet-fileprobe":  false,
+		"localhost/kubelet fileprobe/": false,
+	} {
+		ref := imageSpec{Name: "kube-apiserver", Repository: repo, Version: "v1.37.1+fileprobe.1"}.ref()
+		_, err := name.NewTag(ref, name.StrictValidation)
+		if (err == nil) != valid {
+			t.Errorf("%s: valid %v, error %v", ref, valid, err)
 		}
 	}
 }
