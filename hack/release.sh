@@ -19,7 +19,7 @@
 # Environment:
 #   IMAGE_REPOSITORY   images are <repository>/<binary>:<tag> (default localhost/kubelet-fileprobe:
 #                      a name that is no registry's, never registry.k8s.io's)
-#   RELEASE_DIR        where to write (default _output/release; replaced as a whole)
+#   RELEASE_DIR        where to write (default _output/release; replaced as a whole, on success)
 #   RELEASE_SOURCE_URL the source label of the images (default https://<module path of go.mod>)
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
@@ -71,13 +71,17 @@ main() {
   local module
   module=$(cd "${FP_ROOT}" && go mod edit -json | sed -n 's/^\t\t"Path": "\(.*\)"$/\1/p' | head -n1)
   fp::timed "build the release packager" build_tool
-  rm -rf "${RELEASE_DIR}" "${RELEASE_DIR}.tmp"
+  # Written aside and moved into place at the end: a failed run leaves the
+  # previous release as it was.
+  rm -rf "${RELEASE_DIR}.tmp"
+  trap 'rm -rf "${RELEASE_DIR}.tmp"' EXIT
   mkdir -p "${RELEASE_DIR}.tmp"
   fp::log "packaging ${version} (commit ${commit}, built ${date}) into ${RELEASE_DIR}, images ${IMAGE_REPOSITORY}/<name>:${version/+/_}"
   fp::timed "package the release" "${TOOL}" package -bin "${BIN}" -out "${RELEASE_DIR}.tmp" -root "${FP_ROOT}" \
     -version "${version}" -revision "${commit}" -created "${date}" -arch "$(go env GOARCH)" \
     -image-repository "${IMAGE_REPOSITORY}" -source "${RELEASE_SOURCE_URL:-https://${module}}" \
     -license "${FP_TREE}/LICENSE"
+  rm -rf "${RELEASE_DIR}"
   mv "${RELEASE_DIR}.tmp" "${RELEASE_DIR}"
   fp::log "release in ${RELEASE_DIR}: $(cd "${RELEASE_DIR}" && find . -type f | wc -l) files, $(du -sh "${RELEASE_DIR}" | cut -f1)"
 }
