@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -115,6 +116,9 @@ func pins(root string) (map[string]string, error) {
 func (o options) dl() string { return filepath.Join(o.Out, "bin", "linux", o.Arch) }
 
 func (o options) pack() error {
+	if o.License == "" || o.Version == "" || o.Revision == "" || o.Repository == "" || o.Source == "" {
+		return fmt.Errorf("-license, -version, -revision, -image-repository and -source are required")
+	}
 	if err := os.MkdirAll(o.dl(), 0o755); err != nil {
 		return err
 	}
@@ -132,6 +136,12 @@ func (o options) pack() error {
 		}
 		if goos, goarch := b.setting("GOOS"), b.setting("GOARCH"); goos != "linux" || goarch != o.Arch {
 			return fmt.Errorf("%s is built for %s/%s, not linux/%s", name, goos, goarch, o.Arch)
+		}
+		// The images have no C library: their binaries must be static, as
+		// upstream builds them (CGO_ENABLED=0; the kubelet alone uses cgo).
+		if slices.Contains(imageBinaries, name) && b.setting("CGO_ENABLED") != "0" {
+			return fmt.Errorf("%s is built with CGO_ENABLED=%q: it would not run on the image's base, which has no libc",
+				name, b.setting("CGO_ENABLED"))
 		}
 		bins[name] = b
 		if err := o.checksum(dest, sha); err != nil {
