@@ -7,7 +7,7 @@
 
 SHELL := /usr/bin/env bash
 
-.PHONY: all build tree test verify verify-patches unit-test e2e bench export-patches local-up local-down local-status clean help
+.PHONY: all build tree test verify verify-patches unit-test e2e bench release export-patches local-up local-down local-status clean help
 
 all: build
 
@@ -34,6 +34,10 @@ verify-patches:
 ## unit-test: the Go tests only (no patch verification)
 unit-test:
 	hack/test.sh --unit-only
+
+## release: package _output/bin as a release in _output/release: upstream's server/node tarballs and dl.k8s.io layout, control plane images (OCI archives), .sha256, SHA256SUMS, SPDX SBOMs (docs/release.md)
+release:
+	hack/release.sh
 
 ## export-patches: write the commits of _output/kubernetes back to patches/
 export-patches:

@@ -4,7 +4,9 @@
 # kube-apiserver, kube-controller-manager, kube-scheduler and kubelet,
 # containerd and runc, locally built images. Brings the cluster up, runs the
 # suite, and always brings the cluster down again (E2E_KEEP=1 keeps it up, to
-# look around after a failure).
+# look around after a failure). E2E_RUN selects tests (go test -run);
+# E2E_RELEASE_IMAGES=1 also runs the images of _output/release (make release)
+# on the node first.
 #
 # Needs the binaries from `make`; builds them if they are missing.
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -13,6 +15,11 @@ readonly E2E_PKG=./test/e2e_fileprobe
 
 main() {
   fp::local_cluster_up "${E2E_KEEP:-}"
+  # make test sets E2E_RELEASE_IMAGES=1: the release's images are tested on
+  # this node while it is up (hack/test/release_test.sh images).
+  if [[ "${E2E_RELEASE_IMAGES:-}" == 1 ]]; then
+    fp::timed "release images on the local node" "${FP_ROOT}/hack/test/release_test.sh" images
+  fi
   fp::timed "e2e suite" run_suite
 }
 

@@ -11,6 +11,10 @@
 #                                  restart one component of the running stack
 #                                  with the current environment, e.g.
 #                                  FILEPROBE_GATE=false ... restart kubelet
+#   hack/local-up-node.sh ctr ARGS...
+#                                  containerd's ctr on the running stack's
+#                                  containerd, namespace k8s.io (the kubelet's),
+#                                  e.g. ctr images ls
 #
 # Environment:
 #   FP_BIN                    the Kubernetes binaries and etcd (default _output/bin)
@@ -726,7 +730,12 @@ main() {
     down) cmd_down ;;
     status) cmd_status ;;
     restart) cmd_restart "${2:-}" ;;
-    *) fp::die "usage: $0 up|down|status|restart kubelet|kube-apiserver" ;;
+    ctr)
+      [[ -n "$(pid_of containerd)" ]] || fp::die "containerd is not running: hack/local-up-node.sh up"
+      shift
+      ctr_k8s "$@"
+      ;;
+    *) fp::die "usage: $0 up|down|status|restart kubelet|kube-apiserver|ctr ARGS..." ;;
   esac
 }
 

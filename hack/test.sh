@@ -13,8 +13,12 @@
 #      a short fuzz run of the file probe resolver, and a vet of the e2e suite
 #      (which itself runs against a cluster: make e2e, hack/e2e.sh);
 #   7. the binaries build (`make`) and pass their smoke tests;
-#   8. the e2e suite runs on a real single-node cluster made of them
-#      (hack/e2e.sh: hack/local-up-node.sh up, test/e2e_fileprobe, down).
+#   8. `make release` packages them reproducibly (two passes, same
+#      SHA256SUMS), with valid checksums, images and SBOMs
+#      (hack/test/release_test.sh; its unit tests run with step 5);
+#   9. the e2e suite runs on a real single-node cluster made of them
+#      (hack/e2e.sh: hack/local-up-node.sh up, the release's images run
+#      in the node's containerd, test/e2e_fileprobe, down).
 #
 #   hack/test.sh --unit-only    step 6 only
 #   hack/test.sh --verify-only  steps 1-4 (make verify)
@@ -135,6 +139,7 @@ main() {
     return
   fi
   fp::timed "assembler tests" "${FP_ROOT}/hack/test/assemble_test.sh"
+  fp::timed "release packager unit tests" "${FP_ROOT}/hack/test/release_test.sh" unit
   fp::timed "build etcd" "${FP_ROOT}/hack/etcd.sh"
   fp::timed "unit and integration tests" unit_tests
   fp::timed "fuzz the file probe resolver (short run)" fuzz_short
@@ -142,7 +147,8 @@ main() {
   fp::timed "docs tests" "${FP_ROOT}/hack/test/docs_test.sh"
   fp::timed "build binaries" "${FP_ROOT}/hack/build.sh"
   fp::timed "binary smoke tests" "${FP_ROOT}/hack/test/binaries_test.sh"
-  fp::timed "e2e suite on a local node" "${FP_ROOT}/hack/e2e.sh"
+  fp::timed "make release: reproducible, checksums, images, SBOMs" "${FP_ROOT}/hack/test/release_test.sh"
+  fp::timed "e2e suite on a local node" env E2E_RELEASE_IMAGES=1 "${FP_ROOT}/hack/e2e.sh"
   fp::log "make test: all green"
 }
 
