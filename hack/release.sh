@@ -23,7 +23,7 @@
 #   RELEASE_SOURCE_URL the source label of the images (default https://<module path of go.mod>)
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-FP_RELEASE_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
+FP_RELEASE_BINARIES=("${FP_BINARIES[@]##*/}")
 RELEASE_DIR=${RELEASE_DIR:-${FP_OUT}/release}
 IMAGE_REPOSITORY=${IMAGE_REPOSITORY:-localhost/kubelet-fileprobe}
 BIN="${FP_OUT}/bin"

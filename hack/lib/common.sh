@@ -119,8 +119,8 @@ fp::build_missing() {
   fi
   local -a missing=()
   local b
-  for b in kubelet kube-apiserver kube-controller-manager kube-scheduler kubectl; do
-    [[ -x "${FP_OUT}/bin/${b}" ]] || missing+=("cmd/${b}")
+  for b in "${FP_BINARIES[@]}"; do
+    [[ -x "${FP_OUT}/bin/$(basename "${b}")" ]] || missing+=("${b}")
   done
   if ((${#missing[@]} > 0)); then
     fp::timed "build the missing binaries: ${missing[*]}" "${FP_ROOT}/hack/build.sh" "${missing[@]}"
