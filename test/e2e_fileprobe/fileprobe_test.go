@@ -57,6 +57,7 @@ func TestFileProbes(t *testing.T) {
 		t.Run("restartable init container with a file probe", testSidecar)
 		t.Run("writer and probe in different containers", testWriterInOtherContainer)
 		t.Run("memory-backed emptyDir", testMemoryMedium)
+		t.Run("readiness initialDelaySeconds", testReadinessInitialDelay)
 		t.Run("the first heartbeat wakes the probe up", testInstantReadiness)
 		t.Run("hostile pods", testHostile)
 		t.Run("kubectl explain", testExplain)
@@ -97,19 +98,56 @@ func testWriterStops(t *testing.T) {
 	}
 }
 
-// testWriterNeverStarts: the second scenario of the original design.
+// testWriterNeverStarts mirrors "with readiness probe that fails should
+// never be ready and never restart": over a window of 20 probes, every state
+// of the pods is watched: never Ready, never restarted, and the probes did
+// run (and fail) all along. "idle" never writes its file; "stale" keeps
+// touching its file with a date of 2000, so that a prober that checked only
+// that the file exists would make it Ready.
 func testWriterNeverStarts(t *testing.T) {
 	t.Parallel()
 	ns := namespace(t)
-	c := shell("app", "sleep 3600")
-	c.ReadinessProbe = fileProbe("probe", 3, 1, 1)
-	createPod(t, ns, podWith("idle", "", c))
-
-	waitForEvent(t, ns, "idle", "Unhealthy", "Readiness probe failed: file /probe-volume/probe does not exist", podTimeout)
-	pod := waitForPod(t, ns, "idle", podTimeout, "running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
-	if podReady(pod) {
-		t.Errorf("the pod is Ready without its probe file")
+	scripts := map[string]string{
+		"idle":  "sleep 3600",
+		"stale": fmt.Sprintf("while true; do touch -d '2000-01-01 00:00:00' %s/probe; sleep 1; done", probeDir),
 	}
+	for name, script := range scripts {
+		c := shell("app", script)
+		c.ReadinessProbe = fileProbe("probe", 3, 1, 1)
+		createPod(t, ns, podWith(name, "", c))
+	}
+	for name := range scripts {
+		waitForPod(t, ns, name, podTimeout, "running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+	}
+	failedBefore := map[string]float64{}
+	for name := range scripts {
+		failedBefore[name] = probeCount(t, ns, name, "app", "Readiness", `result="failed"`)
+	}
+	const window = 20 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), window)
+	defer cancel()
+	err := watchPods(ctx, ns, "", func(p *v1.Pod) error {
+		s := containerStatus(p, "app")
+		if podReady(p) || s == nil || s.Ready || s.RestartCount != 0 || s.State.Running == nil {
+			return fmt.Errorf("%s: pod ready %v, container %+v", p.Name, podReady(p), s)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("within %v of failing readiness probes: %v", window, err)
+	}
+	for name := range scripts {
+		// 20 probes at period 1; allow for a slow start.
+		if n := probeCount(t, ns, name, "app", "Readiness", `result="failed"`) - failedBefore[name]; n < 15 {
+			t.Errorf("%s: only %v failed readiness probes in %v at period 1 s", name, n, window)
+		}
+		pod := waitForPod(t, ns, name, time.Second, "still running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+		if s := containerStatus(pod, "app"); podReady(pod) || s.RestartCount != 0 {
+			t.Errorf("%s after the window: ready %v, restarts %d", name, podReady(pod), s.RestartCount)
+		}
+	}
+	waitForEvent(t, ns, "idle", "Unhealthy", "Readiness probe failed: file /probe-volume/probe does not exist", 10*time.Second)
+	waitForEvent(t, ns, "stale", "Unhealthy", "Readiness probe failed: file /probe-volume/probe last modified", 10*time.Second)
 }
 
 func testLivenessRestart(t *testing.T) {
