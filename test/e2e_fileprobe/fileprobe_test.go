@@ -58,6 +58,8 @@ func TestFileProbes(t *testing.T) {
 		t.Run("writer and probe in different containers", testWriterInOtherContainer)
 		t.Run("memory-backed emptyDir", testMemoryMedium)
 		t.Run("readiness initialDelaySeconds", testReadinessInitialDelay)
+		t.Run("healthy liveness probe never restarts", testLivenessHealthy)
+		t.Run("restart count rises monotonically", testLivenessRestartCount)
 		t.Run("the first heartbeat wakes the probe up", testInstantReadiness)
 		t.Run("hostile pods", testHostile)
 		t.Run("kubectl explain", testExplain)

@@ -130,6 +130,84 @@ func testReadinessInitialDelay(t *testing.T) {
 	}
 }
 
+// testLivenessHealthy mirrors "should *not* be restarted with a exec "cat
+// /tmp/health" liveness probe" (and its httpGet, tcpSocket and grpc
+// siblings). Upstream watches 4 minutes at its default period of 10 s with
+// failureThreshold 1, about 24 probe runs; here 30 s at period 1 s with
+// failureThreshold 1 and a validity of 3 s are 30 runs, any of which would
+// restart the container if it failed.
+func testLivenessHealthy(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	c := shell("app", heartbeat("probe"))
+	c.LivenessProbe = fileProbe("probe", 3, 1, 1)
+	createPod(t, ns, podWith("healthy", "", c))
+	pod := waitForPod(t, ns, "healthy", podTimeout, "running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+	id := containerStatus(pod, "app").ContainerID
+	before := probeCount(t, ns, "healthy", "app", "Liveness", `result="successful"`)
+	start := time.Now()
+	const window = 30 * time.Second
+	watchPod(t, ns, "healthy", window, "healthy liveness probe", func(p *v1.Pod) error {
+		if s := containerStatus(p, "app"); s.RestartCount != 0 || s.ContainerID != id || s.State.Running == nil {
+			return fmt.Errorf("the container was restarted or stopped: %+v", s)
+		}
+		return nil
+	})
+	if n := probeCount(t, ns, "healthy", "app", "Liveness", `result="successful"`) - before; n < 25 {
+		t.Errorf("only %v successful liveness probes in %v at period 1 s: the probe did not run", n, window)
+	}
+	if n := probeCount(t, ns, "healthy", "app", "Liveness", `result="failed"`); n != 0 {
+		t.Errorf("%v failed liveness probes", n)
+	}
+	if events := unhealthyEvents(t, ns, "", start); len(events) != 0 {
+		t.Errorf("Unhealthy events: %q", events)
+	}
+}
+
+// testLivenessRestartCount mirrors "should have monotonically increasing
+// restart count": each instance writes its file for 3 s and stops, its
+// liveness probe kills it, and every state of the pod is watched until the
+// fourth instance: the restart count never goes down and reaches 3. Each
+// instance also has a readiness probe on the same file with a period of 60 s,
+// which only its own heartbeat (through the watch, or the probe the kubelet
+// triggers for a new container) can make succeed within its few seconds of
+// life: every instance must be seen Ready, which checks that the watch and
+// the worker's cached state follow the container from instance to instance.
+func testLivenessRestartCount(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	c := shell("app", heartbeatFor("probe", 3))
+	c.LivenessProbe = fileProbe("probe", 2, 1, 1)
+	c.ReadinessProbe = fileProbe("probe", 30, 60, 1)
+	createPod(t, ns, podWith("restarts", "", c))
+
+	var last int32
+	ready := map[int32]bool{}
+	// The restart back-off is 10 s, 20 s, 40 s: the fourth instance starts
+	// about 40 s after the first.
+	watchUntil(t, ns, "restarts", 3*podTimeout, "three restarts, each instance Ready", func(p *v1.Pod) error {
+		s := containerStatus(p, "app")
+		if s == nil {
+			return nil
+		}
+		if s.RestartCount < last {
+			return fmt.Errorf("the restart count went down from %d to %d", last, s.RestartCount)
+		}
+		last = s.RestartCount
+		if s.Ready {
+			ready[s.RestartCount] = true
+		}
+		if s.RestartCount >= 3 && ready[0] && ready[1] && ready[2] && ready[3] {
+			return errDone
+		}
+		if s.RestartCount >= 4 {
+			return fmt.Errorf("restart count %d, instances seen Ready: %v", s.RestartCount, ready)
+		}
+		return nil
+	})
+	waitForEvent(t, ns, "restarts", "Killing", "failed liveness probe, will be restarted", 10*time.Second)
+}
+
 // sidecarPod is a pod with the sidecar as a restartable init container and
 // app as its container.
 func sidecarPod(name string, sidecar, app v1.Container) *v1.Pod {
