@@ -208,6 +208,110 @@ func testLivenessRestartCount(t *testing.T) {
 	waitForEvent(t, ns, "restarts", "Killing", "failed liveness probe, will be restarted", 10*time.Second)
 }
 
+// testStartupProbeFails mirrors "should be restarted startup probe fails":
+// the file never appears; the container is never Started nor Ready and is
+// restarted.
+func testStartupProbeFails(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	c := shell("app", "sleep 3600")
+	c.StartupProbe = fileProbe("started", 3600, 1, 3)
+	createPod(t, ns, podWith("startup-fails", "", c))
+	watchUntil(t, ns, "startup-fails", 2*podTimeout, "restarted by its startup probe", func(p *v1.Pod) error {
+		s := containerStatus(p, "app")
+		if s == nil {
+			return nil
+		}
+		if started(s) || s.Ready || podReady(p) {
+			return fmt.Errorf("Started or Ready without its startup file: %+v", s)
+		}
+		if s.RestartCount >= 1 {
+			return errDone
+		}
+		return nil
+	})
+	waitForEvent(t, ns, "startup-fails", "Unhealthy", "Startup probe failed: file /probe-volume/started does not exist", 10*time.Second)
+	waitForEvent(t, ns, "startup-fails", "Killing", "failed startup probe, will be restarted", 10*time.Second)
+}
+
+// testStartupThenReady mirrors "should be ready immediately after
+// startupProbe succeeds": the readiness file is written once, at the start,
+// and the readiness probe's period is 60 s; the startup file appears 6 s
+// later. Once Started, the pod must be Ready within 10 s (upstream: 25 s
+// with a period of 30 s), never before.
+func testStartupThenReady(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	c := shell("app", fmt.Sprintf("touch %[1]s/ready; sleep 6; touch %[1]s/started; sleep 3600", probeDir))
+	c.ReadinessProbe = fileProbe("ready", 3600, 60, 1)
+	c.StartupProbe = fileProbe("started", 3600, 1, 60)
+	createPod(t, ns, podWith("startup-ready", "", c))
+	var startedAt, readyAt time.Time
+	watchUntil(t, ns, "startup-ready", podTimeout, "Started then Ready", func(p *v1.Pod) error {
+		s := containerStatus(p, "app")
+		if s == nil {
+			return nil
+		}
+		if started(s) && startedAt.IsZero() {
+			startedAt = time.Now()
+		}
+		if s.Ready || podReady(p) {
+			if !started(s) {
+				return fmt.Errorf("Ready before Started: %+v", s)
+			}
+			readyAt = time.Now()
+			return errDone
+		}
+		return nil
+	})
+	if d := readyAt.Sub(startedAt); d > 10*time.Second {
+		t.Errorf("Ready %v after Started; the readiness probe was not run when the startup probe succeeded", d)
+	} else {
+		t.Logf("Ready %v after Started (readiness period 60 s)", d.Round(time.Millisecond))
+	}
+}
+
+// testStartupThenLiveness mirrors "should *not* be restarted by liveness
+// probe because startup probe delays it" and "should be restarted by
+// liveness probe after startup probe enables it": the liveness file never
+// exists (failureThreshold 1), the startup file appears after 15 s. Until
+// then the container must not be restarted; once Started, the liveness probe
+// must restart it.
+func testStartupThenLiveness(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	c := shell("app", fmt.Sprintf("sleep 15; touch %s/started; sleep 3600", probeDir))
+	c.StartupProbe = fileProbe("started", 3600, 1, 60)
+	c.LivenessProbe = fileProbe("alive", 2, 1, 1)
+	createPod(t, ns, podWith("startup-liveness", "", c))
+	sawStarted := false
+	watchUntil(t, ns, "startup-liveness", 2*podTimeout, "not restarted before Started, restarted after", func(p *v1.Pod) error {
+		s := containerStatus(p, "app")
+		if s == nil {
+			return nil
+		}
+		if s.RestartCount == 0 && started(s) {
+			sawStarted = true
+		}
+		if s.RestartCount >= 1 {
+			if !sawStarted {
+				return fmt.Errorf("restarted before it was seen Started: %+v", s)
+			}
+			return errDone
+		}
+		return nil
+	})
+	pod := waitForPod(t, ns, "startup-liveness", time.Second, "restarted", func(p *v1.Pod) bool {
+		s := containerStatus(p, "app")
+		return s.LastTerminationState.Terminated != nil
+	})
+	term := containerStatus(pod, "app").LastTerminationState.Terminated
+	if life := term.FinishedAt.Sub(term.StartedAt.Time); life < 15*time.Second {
+		t.Errorf("the first instance lived %v, less than the 15 s before its startup file: the liveness probe ran before the startup probe succeeded", life)
+	}
+	waitForEvent(t, ns, "startup-liveness", "Killing", "failed liveness probe, will be restarted", 10*time.Second)
+}
+
 // sidecarPod is a pod with the sidecar as a restartable init container and
 // app as its container.
 func sidecarPod(name string, sidecar, app v1.Container) *v1.Pod {
