@@ -63,6 +63,7 @@ func TestFileProbes(t *testing.T) {
 		t.Run("failing startup probe restarts the container", testStartupProbeFails)
 		t.Run("ready promptly once the startup probe succeeds", testStartupThenReady)
 		t.Run("liveness held by the startup probe, then restarts", testStartupThenLiveness)
+		t.Run("probe-level terminationGracePeriodSeconds", testProbeTerminationGracePeriod)
 		t.Run("the first heartbeat wakes the probe up", testInstantReadiness)
 		t.Run("hostile pods", testHostile)
 		t.Run("kubectl explain", testExplain)

@@ -312,6 +312,46 @@ func testStartupThenLiveness(t *testing.T) {
 	waitForEvent(t, ns, "startup-liveness", "Killing", "failed liveness probe, will be restarted", 10*time.Second)
 }
 
+// testProbeTerminationGracePeriod mirrors "should override
+// timeoutGracePeriodSeconds when LivenessProbe field is set" and "... when
+// StartupProbe field is set": the pod's terminationGracePeriodSeconds is 600,
+// the probe's 5; the container ignores SIGTERM (a shell as PID 1 without a
+// trap), so it is killed when the grace period ends: after about 5 s, not
+// 600.
+func testProbeTerminationGracePeriod(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	liveness := shell("app", heartbeatFor("probe", 3))
+	liveness.LivenessProbe = fileProbe("probe", 2, 1, 1)
+	liveness.LivenessProbe.TerminationGracePeriodSeconds = ptr.To[int64](5)
+	startup := shell("app", "while true; do sleep 1; done")
+	startup.StartupProbe = fileProbe("started", 3600, 1, 2)
+	startup.StartupProbe.TerminationGracePeriodSeconds = ptr.To[int64](5)
+	for name, c := range map[string]v1.Container{"liveness": liveness, "startup": startup} {
+		pod := podWith(name, "", c)
+		pod.Spec.TerminationGracePeriodSeconds = ptr.To[int64](600)
+		createPod(t, ns, pod)
+		forceDelete(t, ns, name)
+	}
+	for _, name := range []string{"liveness", "startup"} {
+		pod := waitForPod(t, ns, name, 2*podTimeout, "restarted", func(p *v1.Pod) bool {
+			s := containerStatus(p, "app")
+			return s != nil && s.RestartCount >= 1 && s.LastTerminationState.Terminated != nil
+		})
+		term := containerStatus(pod, "app").LastTerminationState.Terminated
+		life := term.FinishedAt.Sub(term.StartedAt.Time)
+		// SIGKILL: it ignored SIGTERM and lived to the end of the grace
+		// period, which was the probe's (5 s) and not the pod's (600 s).
+		if term.ExitCode != 137 || life < 5*time.Second || life > 40*time.Second {
+			t.Errorf("%s: the first instance exited with %d after %v; want 137 (SIGKILL at the end of the probe's grace period of 5 s) within 40 s", name, term.ExitCode, life)
+		} else {
+			t.Logf("%s: the first instance was killed after %v (probe grace period 5 s, pod's 600 s)", name, life)
+		}
+	}
+	waitForEvent(t, ns, "liveness", "Killing", "failed liveness probe, will be restarted", 10*time.Second)
+	waitForEvent(t, ns, "startup", "Killing", "failed startup probe, will be restarted", 10*time.Second)
+}
+
 // sidecarPod is a pod with the sidecar as a restartable init container and
 // app as its container.
 func sidecarPod(name string, sidecar, app v1.Container) *v1.Pod {
