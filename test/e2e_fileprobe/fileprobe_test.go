@@ -64,6 +64,8 @@ func TestFileProbes(t *testing.T) {
 		t.Run("ready promptly once the startup probe succeeds", testStartupThenReady)
 		t.Run("liveness held by the startup probe, then restarts", testStartupThenLiveness)
 		t.Run("probe-level terminationGracePeriodSeconds", testProbeTerminationGracePeriod)
+		t.Run("terminating pod: not ready, no liveness restart", testTerminating)
+		t.Run("readiness probed during preStop, liveness not", testReadinessDuringPreStop)
 		t.Run("the first heartbeat wakes the probe up", testInstantReadiness)
 		t.Run("hostile pods", testHostile)
 		t.Run("kubectl explain", testExplain)

@@ -28,6 +28,7 @@ package e2efileprobe
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -350,6 +351,115 @@ func testProbeTerminationGracePeriod(t *testing.T) {
 	}
 	waitForEvent(t, ns, "liveness", "Killing", "failed liveness probe, will be restarted", 10*time.Second)
 	waitForEvent(t, ns, "startup", "Killing", "failed startup probe, will be restarted", 10*time.Second)
+}
+
+// testTerminating mirrors "should mark readiness on pods to false while pod
+// is in progress of terminating when a pod has a readiness probe" and "...
+// and disable liveness probes while pod is in progress of terminating". The
+// pod's grace period is 600 s; on SIGTERM the container stops refreshing
+// both its files and removes its readiness file, as upstream's removes its
+// own: the kubelet does not turn a terminating pod NotReady by itself (with
+// a fresh readiness file, it stays Ready through its grace period, whatever
+// the handler), so what this checks is that the readiness probe keeps
+// running and its failure is reported while the pod terminates. Deleted, the
+// pod must turn NotReady within 15 s and stay so, and must not be restarted
+// although its liveness file goes stale (failureThreshold 1): the liveness
+// probe stops with the deletion. Every state is watched for 25 s.
+func testTerminating(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	c := shell("app", fmt.Sprintf("trap 'touch /tmp/term; rm -f %[1]s/ready' TERM; while true; do [ -e /tmp/term ] || touch %[1]s/ready %[1]s/alive; sleep 1; done", probeDir))
+	c.ReadinessProbe = fileProbe("ready", 3, 1, 1)
+	c.LivenessProbe = fileProbe("alive", 2, 1, 1)
+	pod := podWith("terminating", "", c)
+	pod.Spec.TerminationGracePeriodSeconds = ptr.To[int64](600)
+	createPod(t, ns, pod)
+	forceDelete(t, ns, "terminating")
+	pod = waitForPod(t, ns, "terminating", podTimeout, "Ready", podReady)
+	id := containerStatus(pod, "app").ContainerID
+
+	if err := cluster.client.CoreV1().Pods(ns).Delete(context.Background(), "terminating", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deleted := time.Now()
+	var notReady time.Duration
+	// The liveness worker stops at the deletion (and its series of
+	// prober_probe_total goes away with it): count its runs from 3 s on.
+	livenessRuns, counted := 0.0, false
+	watchPod(t, ns, "terminating", 25*time.Second, "terminating", func(p *v1.Pod) error {
+		s := containerStatus(p, "app")
+		if s.RestartCount != 0 || s.ContainerID != id || s.State.Running == nil {
+			return fmt.Errorf("the terminating container was restarted or stopped: %+v", s)
+		}
+		if !podReady(p) && !s.Ready {
+			if notReady == 0 {
+				notReady = time.Since(deleted)
+			}
+		} else if notReady != 0 {
+			return fmt.Errorf("Ready again while terminating")
+		} else if time.Since(deleted) > 15*time.Second {
+			return fmt.Errorf("still Ready %v after the deletion", time.Since(deleted))
+		}
+		if !counted && time.Since(deleted) > 3*time.Second {
+			livenessRuns, counted = probeCount(t, ns, "terminating", "app", "Liveness"), true
+		}
+		return nil
+	})
+	if notReady == 0 {
+		t.Fatalf("never NotReady within 25 s of the deletion")
+	}
+	t.Logf("NotReady %v after the deletion", notReady.Round(time.Millisecond))
+	waitForEvent(t, ns, "terminating", "Unhealthy", "Readiness probe failed: file /probe-volume/ready does not exist", 10*time.Second)
+	if !counted {
+		t.Fatalf("no update of the pod after 3 s to count liveness runs at")
+	}
+	// (The series may also go away between the two reads: fewer is fine.)
+	if n := probeCount(t, ns, "terminating", "app", "Liveness"); n > livenessRuns {
+		t.Errorf("the liveness probe kept running while the pod terminated: %v runs 3 s after the deletion, %v at 25 s", livenessRuns, n)
+	}
+	for _, msg := range unhealthyEvents(t, ns, "terminating", deleted) {
+		if strings.Contains(msg, "Liveness probe failed") {
+			t.Errorf("liveness failure while terminating: %q", msg)
+		}
+	}
+	if out, _ := kubectl("get", "events", "-n", ns, "--field-selector", "reason=Killing"); strings.Contains(out, "failed liveness probe") {
+		t.Errorf("the liveness probe killed the terminating container:\n%s", out)
+	}
+}
+
+// testReadinessDuringPreStop mirrors "should execute readiness probe while
+// in preStop, but not liveness" (container_lifecycle_test.go): during a
+// 20 s preStop sleep, the container's readiness probe keeps running (its
+// count rises, at period 1 s), its liveness probe does not.
+func testReadinessDuringPreStop(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	c := shell("app", fmt.Sprintf("trap 'exit 0' TERM; while true; do touch %s/probe; sleep 1; done", probeDir))
+	c.ReadinessProbe = fileProbe("probe", 3, 1, 1)
+	c.LivenessProbe = fileProbe("probe", 3, 1, 1)
+	c.Lifecycle = &v1.Lifecycle{PreStop: &v1.LifecycleHandler{Sleep: &v1.SleepAction{Seconds: 20}}}
+	pod := podWith("prestop", "", c)
+	pod.Spec.TerminationGracePeriodSeconds = ptr.To[int64](60)
+	createPod(t, ns, pod)
+	forceDelete(t, ns, "prestop")
+	waitForPod(t, ns, "prestop", podTimeout, "Ready", podReady)
+	if err := cluster.client.CoreV1().Pods(ns).Delete(context.Background(), "prestop", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	readiness, liveness := probeCount(t, ns, "prestop", "app", "Readiness"), probeCount(t, ns, "prestop", "app", "Liveness")
+	time.Sleep(10 * time.Second)
+	pod = waitForPod(t, ns, "prestop", time.Second, "running", func(p *v1.Pod) bool { return true })
+	if s := containerStatus(pod, "app"); s.State.Running == nil || s.RestartCount != 0 {
+		t.Fatalf("the container is not running any more during its preStop hook: %+v", s)
+	}
+	if n := probeCount(t, ns, "prestop", "app", "Readiness") - readiness; n < 6 {
+		t.Errorf("%v readiness probes in 10 s of the preStop hook at period 1 s: readiness is not probed during preStop", n)
+	}
+	// Its series goes away when its worker stops: fewer is fine.
+	if n := probeCount(t, ns, "prestop", "app", "Liveness") - liveness; n > 0 {
+		t.Errorf("%v liveness probes during the preStop hook", n)
+	}
 }
 
 // sidecarPod is a pod with the sidecar as a restartable init container and
