@@ -66,6 +66,9 @@ func TestFileProbes(t *testing.T) {
 		t.Run("probe-level terminationGracePeriodSeconds", testProbeTerminationGracePeriod)
 		t.Run("terminating pod: not ready, no liveness restart", testTerminating)
 		t.Run("readiness probed during preStop, liveness not", testReadinessDuringPreStop)
+		t.Run("sidecar with a failing readiness probe", testSidecarReadinessFails)
+		t.Run("sidecar with a failing startup probe", testSidecarStartupFails)
+		t.Run("sidecar with a failing liveness probe", testSidecarLivenessFails)
 		t.Run("the first heartbeat wakes the probe up", testInstantReadiness)
 		t.Run("hostile pods", testHostile)
 		t.Run("kubectl explain", testExplain)
@@ -372,20 +375,33 @@ func testRestartLivenessGrace(t *testing.T) {
 	}
 }
 
+// testSidecar: a restartable init container's startup probe gates the
+// pod's container (upstream "should launch restartable init containers
+// serially considering the startup probe"), and its readiness probe the
+// pod's readiness, both ways: the sidecar writes from 6 s to 21 s after its
+// start; the app must start no sooner than 6 s after it, the pod must be
+// Ready, then NotReady when the sidecar's file goes stale.
 func testSidecar(t *testing.T) {
 	t.Parallel()
 	ns := namespace(t)
-	sidecar := shell("sidecar", heartbeat("sidecar"))
-	sidecar.RestartPolicy = ptr.To(v1.ContainerRestartPolicyAlways)
-	sidecar.ReadinessProbe = fileProbe("sidecar", 5, 1, 1)
-	sidecar.StartupProbe = fileProbe("sidecar", 5, 1, 30)
-	pod := podWith("sidecar", "", shell("app", "sleep 3600"))
-	pod.Spec.InitContainers = []v1.Container{sidecar}
-	createPod(t, ns, pod)
+	sidecar := shell("sidecar", "sleep 6; "+heartbeatFor("sidecar", 15))
+	sidecar.ReadinessProbe = fileProbe("sidecar", 3, 1, 1)
+	sidecar.StartupProbe = fileProbe("sidecar", 3, 1, 30)
+	createPod(t, ns, sidecarPod("sidecar", sidecar, shell("app", "sleep 3600")))
 
-	pod = waitForPod(t, ns, "sidecar", podTimeout, "Ready", podReady)
-	if s := containerStatus(pod, "sidecar"); !s.Ready || s.Started == nil || !*s.Started {
+	pod := waitForPod(t, ns, "sidecar", podTimeout, "Ready", podReady)
+	s, app := containerStatus(pod, "sidecar"), containerStatus(pod, "app")
+	if !s.Ready || !started(s) {
 		t.Errorf("sidecar status: %+v", s)
+	}
+	if gap := app.State.Running.StartedAt.Sub(s.State.Running.StartedAt.Time); gap < 6*time.Second {
+		t.Errorf("the app started %v after the sidecar, before the sidecar's startup probe could succeed (6 s)", gap)
+	}
+	waitForPod(t, ns, "sidecar", podTimeout, "NotReady after the sidecar stopped writing", func(p *v1.Pod) bool { return !podReady(p) })
+	waitForEvent(t, ns, "sidecar", "Unhealthy", "Readiness probe failed: file /probe-volume/sidecar last modified", 30*time.Second)
+	pod = waitForPod(t, ns, "sidecar", time.Second, "running", func(p *v1.Pod) bool { return true })
+	if s := containerStatus(pod, "sidecar"); s.Ready || s.RestartCount != 0 {
+		t.Errorf("sidecar after its file went stale: %+v", s)
 	}
 }
 

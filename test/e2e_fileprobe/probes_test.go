@@ -470,3 +470,89 @@ func sidecarPod(name string, sidecar, app v1.Container) *v1.Pod {
 	pod.Spec.InitContainers = []v1.Container{sidecar}
 	return pod
 }
+
+// testSidecarReadinessFails mirrors "Probing restartable init container":
+// "with readiness probe that fails should never be ready and never restart":
+// the sidecar never writes its file; over 20 probes it is never Ready, never
+// restarted, and (readiness does not gate) the app runs.
+func testSidecarReadinessFails(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	sidecar := shell("sidecar", "sleep 3600")
+	sidecar.ReadinessProbe = fileProbe("sidecar", 3, 1, 1)
+	createPod(t, ns, sidecarPod("sidecar-unready", sidecar, shell("app", "sleep 3600")))
+	waitForPod(t, ns, "sidecar-unready", podTimeout, "app running", func(p *v1.Pod) bool {
+		s := containerStatus(p, "app")
+		return s != nil && s.State.Running != nil
+	})
+	before := probeCount(t, ns, "sidecar-unready", "sidecar", "Readiness", `result="failed"`)
+	watchPod(t, ns, "sidecar-unready", 20*time.Second, "failing sidecar readiness", func(p *v1.Pod) error {
+		s, app := containerStatus(p, "sidecar"), containerStatus(p, "app")
+		if podReady(p) || s.Ready || s.RestartCount != 0 || s.State.Running == nil || app.RestartCount != 0 || app.State.Running == nil {
+			return fmt.Errorf("pod ready %v, sidecar %+v, app %+v", podReady(p), s, app)
+		}
+		return nil
+	})
+	if n := probeCount(t, ns, "sidecar-unready", "sidecar", "Readiness", `result="failed"`) - before; n < 15 {
+		t.Errorf("only %v failed readiness probes of the sidecar in 20 s at period 1 s", n)
+	}
+}
+
+// testSidecarStartupFails mirrors "should be restarted startup probe fails"
+// for a restartable init container, and the gating of "should call the
+// container's preStop hook and not launch next container if the restartable
+// init container's startup probe fails": the sidecar's startup file never
+// appears; it is restarted, and the app never starts.
+func testSidecarStartupFails(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	sidecar := shell("sidecar", "sleep 3600")
+	sidecar.StartupProbe = fileProbe("sidecar", 3600, 1, 3)
+	createPod(t, ns, sidecarPod("sidecar-startup", sidecar, shell("app", "sleep 3600")))
+	watchUntil(t, ns, "sidecar-startup", 2*podTimeout, "sidecar restarted, app never started", func(p *v1.Pod) error {
+		s, app := containerStatus(p, "sidecar"), containerStatus(p, "app")
+		if app != nil && (app.State.Running != nil || app.State.Terminated != nil || started(app)) {
+			return fmt.Errorf("the app started although the sidecar never did: %+v", app)
+		}
+		if s != nil && (started(s) || s.Ready) {
+			return fmt.Errorf("the sidecar is Started or Ready without its file: %+v", s)
+		}
+		if s != nil && s.RestartCount >= 1 {
+			return errDone
+		}
+		return nil
+	})
+	waitForEvent(t, ns, "sidecar-startup", "Killing", "Init container sidecar failed startup probe", 10*time.Second)
+}
+
+// testSidecarLivenessFails mirrors "should call the container's preStop
+// hook and start the next container if the restartable init container's
+// liveness probe fails" (without the hook): the sidecar writes its file for
+// 3 s; its liveness probe restarts it, and the app keeps running.
+func testSidecarLivenessFails(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	sidecar := shell("sidecar", heartbeatFor("sidecar", 3))
+	sidecar.LivenessProbe = fileProbe("sidecar", 2, 1, 1)
+	createPod(t, ns, sidecarPod("sidecar-liveness", sidecar, shell("app", "sleep 3600")))
+	var appID string
+	watchUntil(t, ns, "sidecar-liveness", 2*podTimeout, "sidecar restarted, app untouched", func(p *v1.Pod) error {
+		s, app := containerStatus(p, "sidecar"), containerStatus(p, "app")
+		if app != nil && app.ContainerID != "" {
+			if appID == "" {
+				appID = app.ContainerID
+			}
+			if app.ContainerID != appID || app.RestartCount != 0 {
+				return fmt.Errorf("the app was restarted: %+v", app)
+			}
+		}
+		if s != nil && s.RestartCount >= 1 {
+			if appID == "" {
+				return fmt.Errorf("the sidecar was restarted before the app started")
+			}
+			return errDone
+		}
+		return nil
+	})
+	waitForEvent(t, ns, "sidecar-liveness", "Killing", "Init container sidecar failed liveness probe", 10*time.Second)
+}
