@@ -405,26 +405,35 @@ func testSidecar(t *testing.T) {
 	}
 }
 
+// testWriterInOtherContainer: the container probed never writes; the other
+// container of the pod writes the file for 15 s and stops. The pod is Ready
+// on the writer's heartbeat, then NotReady once it stops.
 func testWriterInOtherContainer(t *testing.T) {
 	t.Parallel()
 	ns := namespace(t)
 	app := shell("app", "sleep 3600")
-	app.ReadinessProbe = fileProbe("heartbeat", 5, 1, 1)
-	createPod(t, ns, podWith("two-containers", "", shell("writer", heartbeat("heartbeat")), app))
+	app.ReadinessProbe = fileProbe("heartbeat", 3, 1, 1)
+	createPod(t, ns, podWith("two-containers", "", shell("writer", heartbeatFor("heartbeat", 15)), app))
 
 	pod := waitForPod(t, ns, "two-containers", podTimeout, "Ready", podReady)
 	if s := containerStatus(pod, "app"); !s.Ready {
 		t.Errorf("app status: %+v", s)
 	}
+	waitForPod(t, ns, "two-containers", podTimeout, "NotReady after the writer stopped", func(p *v1.Pod) bool { return !podReady(p) })
+	waitForEvent(t, ns, "two-containers", "Unhealthy", "Readiness probe failed: file /probe-volume/heartbeat last modified", 30*time.Second)
 }
 
+// testMemoryMedium: the same on a tmpfs emptyDir: Ready while the file is
+// refreshed (15 s), NotReady once it is not.
 func testMemoryMedium(t *testing.T) {
 	t.Parallel()
 	ns := namespace(t)
-	c := shell("app", heartbeat("probe"))
-	c.ReadinessProbe = fileProbe("probe", 5, 1, 1)
+	c := shell("app", heartbeatFor("probe", 15))
+	c.ReadinessProbe = fileProbe("probe", 3, 1, 1)
 	createPod(t, ns, podWith("tmpfs", v1.StorageMediumMemory, c))
 	waitForPod(t, ns, "tmpfs", podTimeout, "Ready", podReady)
+	waitForPod(t, ns, "tmpfs", podTimeout, "NotReady after the writer stopped", func(p *v1.Pod) bool { return !podReady(p) })
+	waitForEvent(t, ns, "tmpfs", "Unhealthy", "Readiness probe failed: file /probe-volume/probe last modified", 30*time.Second)
 }
 
 // testInstantReadiness: the writer starts 8 s after the container, the
