@@ -571,19 +571,90 @@ func testNoRuntimeCalls(t *testing.T) {
 	}
 }
 
-// testKubeletRestart: file-probed pods keep running through a kubelet
-// restart, without restarts, and are Ready again afterwards.
+// testKubeletRestart mirrors the "Not Change Container Status" cases of
+// container_lifecycle_test.go: pods with readiness, liveness and startup file
+// probes, one with a sidecar that has all three, are watched during and
+// after a kubelet restart: every state must stay Running, Ready, Started and
+// without a restart. That the probes ran after the restart (and the old
+// status did not merely survive) shows in the new kubelet's
+// prober_file_probe_total, which rises, and in this namespace's
+// prober_probe_total, which counts no failure.
 func testKubeletRestart(t *testing.T) {
 	ns := namespace(t)
-	pods := heartbeatPods(t, ns, "survivor", 2)
-	localUp(t, nil, "restart", "kubelet")
-	// Probes run for a while after the restart.
-	time.Sleep(5 * time.Second)
-	for _, name := range pods {
-		pod := waitForPod(t, ns, name, podTimeout, "Ready after the kubelet restart", podReady)
-		if s := containerStatus(pod, "app"); s.RestartCount != 0 {
-			t.Errorf("%s was restarted %d times across the kubelet restart", pod.Name, s.RestartCount)
+	heartbeatPods(t, ns, "survivor", 2)
+	sidecar := shell("sidecar", heartbeat("sidecar"))
+	app := shell("app", heartbeat("probe"))
+	for file, c := range map[string]*v1.Container{"sidecar": &sidecar, "probe": &app} {
+		c.StartupProbe = fileProbe(file, 5, 1, 30)
+		c.ReadinessProbe = fileProbe(file, 5, 1, 1)
+		c.LivenessProbe = fileProbe(file, 5, 1, 3)
+	}
+	createPod(t, ns, sidecarPod("all-probes", sidecar, app))
+	waitForPod(t, ns, "all-probes", podTimeout, "Ready", podReady)
+	// A restarted kubelet keeps the status of the containers that started
+	// more than 10 s before it (kubeletRestartGracePeriod); younger ones
+	// are probed again from scratch (not Started, then Started), for every
+	// handler. As upstream's test does, restart only once every container
+	// is older than that.
+	pods, err := cluster.client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var youngest time.Time
+	for _, p := range pods.Items {
+		for _, s := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
+			if s.State.Running != nil && s.State.Running.StartedAt.After(youngest) {
+				youngest = s.State.Running.StartedAt.Time
+			}
 		}
+	}
+	time.Sleep(time.Until(youngest.Add(12 * time.Second)))
+
+	check := func(p *v1.Pod) error {
+		if p.Status.Phase != v1.PodRunning || !podReady(p) {
+			return fmt.Errorf("%s: phase %s, ready %v", p.Name, p.Status.Phase, podReady(p))
+		}
+		for _, s := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
+			if !s.Ready || !started(&s) || s.RestartCount != 0 || s.State.Running == nil {
+				return fmt.Errorf("%s: container %+v", p.Name, s)
+			}
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watched := make(chan error, 1)
+	go func() { watched <- watchPods(ctx, ns, "", check) }()
+
+	failed := func() float64 {
+		return kubeletMetric(t, "metrics/probes", "prober_probe_total", `namespace="`+ns+`"`, `result="failed"`)
+	}
+	before := kubeletMetric(t, "metrics/probes", "prober_file_probe_total")
+	localUp(t, nil, "restart", "kubelet")
+	after, failedAfter := kubeletMetric(t, "metrics/probes", "prober_file_probe_total"), failed()
+	time.Sleep(10 * time.Second)
+	later := kubeletMetric(t, "metrics/probes", "prober_file_probe_total")
+	cancel()
+	if err := <-watched; err != nil {
+		t.Fatalf("during the kubelet restart: %v", err)
+	}
+	pods, err = cluster.client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range pods.Items {
+		if err := check(&pods.Items[i]); err != nil {
+			t.Errorf("after the kubelet restart: %v", err)
+		}
+	}
+	t.Logf("prober_file_probe_total: %v before the restart, %v when it returned, %v 10 s later", before, after, later)
+	// Each second, readiness and liveness in two containers of all-probes
+	// and in each survivor: 8 probes.
+	if later-after < 40 {
+		t.Errorf("prober_file_probe_total rose by %v in the 10 s after the kubelet restart: the new kubelet did not run the probes", later-after)
+	}
+	if n := failed() - failedAfter; n != 0 {
+		t.Errorf("%v probes failed after the kubelet restart", n)
 	}
 }
 
