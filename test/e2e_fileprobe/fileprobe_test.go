@@ -77,6 +77,7 @@ func TestFileProbes(t *testing.T) {
 	t.Run("kubelet restart", testKubeletRestart)
 	t.Run("gate off on the kubelet", testKubeletGateOff)
 	t.Run("gate off on the apiserver", testAPIServerGateOff)
+	t.Run("many file-probed pods at once", testManyPods)
 }
 
 // testWriterStops: the first scenario of the original design, both ways. The

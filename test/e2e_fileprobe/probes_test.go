@@ -556,3 +556,57 @@ func testSidecarLivenessFails(t *testing.T) {
 	})
 	waitForEvent(t, ns, "sidecar-liveness", "Killing", "Init container sidecar failed liveness probe", 10*time.Second)
 }
+
+// testManyPods is a small analog of probe_stress_test.go ("should not fail
+// probes under stress"), sized for two cores that also run the control plane:
+// 30 pods, each with a startup, a readiness and a liveness file probe every
+// second (validity 5 s) on a heartbeat every second. Once all are Ready,
+// over 30 s (about 1800 probe runs), no probe may fail, no pod turn NotReady
+// and no container restart.
+func testManyPods(t *testing.T) {
+	ns := namespace(t)
+	const n = 30
+	for i := 0; i < n; i++ {
+		c := shell("app", heartbeat("probe"))
+		c.StartupProbe = fileProbe("probe", 5, 1, 30)
+		c.ReadinessProbe = fileProbe("probe", 5, 1, 1)
+		c.LivenessProbe = fileProbe("probe", 5, 1, 1)
+		createPod(t, ns, podWith(fmt.Sprintf("load-%d", i), "", c))
+	}
+	begin := time.Now()
+	for i := 0; i < n; i++ {
+		waitForPod(t, ns, fmt.Sprintf("load-%d", i), 4*podTimeout, "Ready", podReady)
+	}
+	t.Logf("%d pods Ready %v after their creation", n, time.Since(begin).Round(time.Second))
+
+	count := func(result string) float64 {
+		return kubeletMetric(t, "metrics/probes", "prober_probe_total", `namespace="`+ns+`"`, `result="`+result+`"`)
+	}
+	failed, ok := count("failed"), count("successful")
+	start := time.Now()
+	const window = 30 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), window)
+	defer cancel()
+	err := watchPods(ctx, ns, "", func(p *v1.Pod) error {
+		s := containerStatus(p, "app")
+		if !podReady(p) || s == nil || s.RestartCount != 0 {
+			return fmt.Errorf("%s: ready %v, %+v", p.Name, podReady(p), s)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%v into %v with %d pods: %v", time.Since(start).Round(time.Millisecond), window, n, err)
+	}
+	if d := count("failed") - failed; d != 0 {
+		t.Errorf("%v probes failed in %v", d, window)
+	}
+	// Readiness and liveness, every second, in each pod.
+	if d := count("successful") - ok; d < 0.8*2*n*window.Seconds() {
+		t.Errorf("only %v successful probes in %v with %d pods (%v expected)", d, window, n, 2*n*window.Seconds())
+	} else {
+		t.Logf("%v successful probes, none failed, in %v with %d pods", d, window, n)
+	}
+	if events := unhealthyEvents(t, ns, "", start); len(events) != 0 {
+		t.Errorf("Unhealthy events: %q", events)
+	}
+}
