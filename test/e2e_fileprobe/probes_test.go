@@ -24,6 +24,13 @@ package e2efileprobe
 // mirrors. Upstream watches for minutes at periods of 10 s; these probe
 // every second and watch windows of tens of probes, which is at least as
 // many probe runs as upstream's in a fraction of the time CI has.
+//
+// Upstream cases without an analog, because they test another handler's
+// transport rather than the probe machinery: timeouts (timeoutSeconds; a file
+// probe is one statx that the container cannot slow down), HTTP redirects and
+// HTTP/2, gRPC and TLS, TCP ports; and the image-update cases of
+// container_lifecycle_test.go (a changed container definition, whatever its
+// probes). Every other case runs here, on the real single node.
 
 import (
 	"context"
@@ -557,12 +564,15 @@ func testSidecarLivenessFails(t *testing.T) {
 	waitForEvent(t, ns, "sidecar-liveness", "Killing", "Init container sidecar failed liveness probe", 10*time.Second)
 }
 
-// testManyPods is a small analog of probe_stress_test.go ("should not fail
-// probes under stress"), sized for two cores that also run the control plane:
-// 30 pods, each with a startup, a readiness and a liveness file probe every
-// second (validity 5 s) on a heartbeat every second. Once all are Ready,
-// over 30 s (about 1800 probe runs), no probe may fail, no pod turn NotReady
-// and no container restart.
+// testManyPods is an analog of probe_stress_test.go ("should not cause
+// unexpected container restarts under load": one pod of 50 containers,
+// liveness every second, failureThreshold 3, watched 2 minutes for restarts),
+// sized for two cores that also run the control plane, and stricter where it
+// can be: many pods rather than one, and not one failed run allowed. 30
+// pods, each with a startup, a readiness and a liveness file probe every
+// second (validity 5 s) on a heartbeat every second. Once all are Ready, over
+// 30 s (about 1800 probe runs), no probe may fail, no pod turn NotReady and
+// no container restart.
 func testManyPods(t *testing.T) {
 	ns := namespace(t)
 	const n = 30
