@@ -6,7 +6,9 @@
 # suite, and always brings the cluster down again (E2E_KEEP=1 keeps it up, to
 # look around after a failure). E2E_RUN selects tests (go test -run);
 # E2E_RELEASE_IMAGES=1 also runs the images of _output/release (make release)
-# on the node first.
+# on the node first. E2E_PARALLEL (default 8) is how many of the suite's
+# parallel cases run at once: they mostly wait on the node, and go test's
+# default (GOMAXPROCS, 2 on CI's machine) would run them nearly one by one.
 #
 # Needs the binaries from `make`; builds them if they are missing.
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -25,7 +27,7 @@ main() {
 
 run_suite() {
   (cd "${FP_TREE}" && FP_ROOT="${FP_ROOT}" FP_BIN="${FP_OUT}/bin" KUBECONFIG="${FP_OUT}/local/kubeconfig" \
-    GOFLAGS=-buildvcs=false go test -count=1 -timeout 30m -v "${E2E_PKG}" ${E2E_RUN:+-run "${E2E_RUN}"})
+    GOFLAGS=-buildvcs=false go test -count=1 -timeout 30m -parallel "${E2E_PARALLEL:-8}" -v "${E2E_PKG}" ${E2E_RUN:+-run "${E2E_RUN}"})
 }
 
 main "$@"

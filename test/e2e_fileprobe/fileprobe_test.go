@@ -57,6 +57,18 @@ func TestFileProbes(t *testing.T) {
 		t.Run("restartable init container with a file probe", testSidecar)
 		t.Run("writer and probe in different containers", testWriterInOtherContainer)
 		t.Run("memory-backed emptyDir", testMemoryMedium)
+		t.Run("readiness initialDelaySeconds", testReadinessInitialDelay)
+		t.Run("healthy liveness probe never restarts", testLivenessHealthy)
+		t.Run("restart count rises monotonically", testLivenessRestartCount)
+		t.Run("failing startup probe restarts the container", testStartupProbeFails)
+		t.Run("ready promptly once the startup probe succeeds", testStartupThenReady)
+		t.Run("liveness held by the startup probe, then restarts", testStartupThenLiveness)
+		t.Run("probe-level terminationGracePeriodSeconds", testProbeTerminationGracePeriod)
+		t.Run("terminating pod: not ready, no liveness restart", testTerminating)
+		t.Run("readiness probed during preStop, liveness not", testReadinessDuringPreStop)
+		t.Run("sidecar with a failing readiness probe", testSidecarReadinessFails)
+		t.Run("sidecar with a failing startup probe", testSidecarStartupFails)
+		t.Run("sidecar with a failing liveness probe", testSidecarLivenessFails)
 		t.Run("the first heartbeat wakes the probe up", testInstantReadiness)
 		t.Run("hostile pods", testHostile)
 		t.Run("kubectl explain", testExplain)
@@ -65,6 +77,7 @@ func TestFileProbes(t *testing.T) {
 	t.Run("kubelet restart", testKubeletRestart)
 	t.Run("gate off on the kubelet", testKubeletGateOff)
 	t.Run("gate off on the apiserver", testAPIServerGateOff)
+	t.Run("many file-probed pods at once", testManyPods)
 }
 
 // testWriterStops: the first scenario of the original design, both ways. The
@@ -97,19 +110,56 @@ func testWriterStops(t *testing.T) {
 	}
 }
 
-// testWriterNeverStarts: the second scenario of the original design.
+// testWriterNeverStarts mirrors "with readiness probe that fails should
+// never be ready and never restart": over a window of 20 probes, every state
+// of the pods is watched: never Ready, never restarted, and the probes did
+// run (and fail) all along. "idle" never writes its file; "stale" keeps
+// touching its file with a date of 2000, so that a prober that checked only
+// that the file exists would make it Ready.
 func testWriterNeverStarts(t *testing.T) {
 	t.Parallel()
 	ns := namespace(t)
-	c := shell("app", "sleep 3600")
-	c.ReadinessProbe = fileProbe("probe", 3, 1, 1)
-	createPod(t, ns, podWith("idle", "", c))
-
-	waitForEvent(t, ns, "idle", "Unhealthy", "Readiness probe failed: file /probe-volume/probe does not exist", podTimeout)
-	pod := waitForPod(t, ns, "idle", podTimeout, "running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
-	if podReady(pod) {
-		t.Errorf("the pod is Ready without its probe file")
+	scripts := map[string]string{
+		"idle":  "sleep 3600",
+		"stale": fmt.Sprintf("while true; do touch -d '2000-01-01 00:00:00' %s/probe; sleep 1; done", probeDir),
 	}
+	for name, script := range scripts {
+		c := shell("app", script)
+		c.ReadinessProbe = fileProbe("probe", 3, 1, 1)
+		createPod(t, ns, podWith(name, "", c))
+	}
+	for name := range scripts {
+		waitForPod(t, ns, name, podTimeout, "running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+	}
+	failedBefore := map[string]float64{}
+	for name := range scripts {
+		failedBefore[name] = probeCount(t, ns, name, "app", "Readiness", `result="failed"`)
+	}
+	const window = 20 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), window)
+	defer cancel()
+	err := watchPods(ctx, ns, "", func(p *v1.Pod) error {
+		s := containerStatus(p, "app")
+		if podReady(p) || s == nil || s.Ready || s.RestartCount != 0 || s.State.Running == nil {
+			return fmt.Errorf("%s: pod ready %v, container %+v", p.Name, podReady(p), s)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("within %v of failing readiness probes: %v", window, err)
+	}
+	for name := range scripts {
+		// 20 probes at period 1; allow for a slow start.
+		if n := probeCount(t, ns, name, "app", "Readiness", `result="failed"`) - failedBefore[name]; n < 15 {
+			t.Errorf("%s: only %v failed readiness probes in %v at period 1 s", name, n, window)
+		}
+		pod := waitForPod(t, ns, name, time.Second, "still running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+		if s := containerStatus(pod, "app"); podReady(pod) || s.RestartCount != 0 {
+			t.Errorf("%s after the window: ready %v, restarts %d", name, podReady(pod), s.RestartCount)
+		}
+	}
+	waitForEvent(t, ns, "idle", "Unhealthy", "Readiness probe failed: file /probe-volume/probe does not exist", 10*time.Second)
+	waitForEvent(t, ns, "stale", "Unhealthy", "Readiness probe failed: file /probe-volume/probe last modified", 10*time.Second)
 }
 
 func testLivenessRestart(t *testing.T) {
@@ -326,43 +376,65 @@ func testRestartLivenessGrace(t *testing.T) {
 	}
 }
 
+// testSidecar: a restartable init container's startup probe gates the
+// pod's container (upstream "should launch restartable init containers
+// serially considering the startup probe"), and its readiness probe the
+// pod's readiness, both ways: the sidecar writes from 6 s to 21 s after its
+// start; the app must start no sooner than 6 s after it, the pod must be
+// Ready, then NotReady when the sidecar's file goes stale.
 func testSidecar(t *testing.T) {
 	t.Parallel()
 	ns := namespace(t)
-	sidecar := shell("sidecar", heartbeat("sidecar"))
-	sidecar.RestartPolicy = ptr.To(v1.ContainerRestartPolicyAlways)
-	sidecar.ReadinessProbe = fileProbe("sidecar", 5, 1, 1)
-	sidecar.StartupProbe = fileProbe("sidecar", 5, 1, 30)
-	pod := podWith("sidecar", "", shell("app", "sleep 3600"))
-	pod.Spec.InitContainers = []v1.Container{sidecar}
-	createPod(t, ns, pod)
+	sidecar := shell("sidecar", "sleep 6; "+heartbeatFor("sidecar", 15))
+	sidecar.ReadinessProbe = fileProbe("sidecar", 3, 1, 1)
+	sidecar.StartupProbe = fileProbe("sidecar", 3, 1, 30)
+	createPod(t, ns, sidecarPod("sidecar", sidecar, shell("app", "sleep 3600")))
 
-	pod = waitForPod(t, ns, "sidecar", podTimeout, "Ready", podReady)
-	if s := containerStatus(pod, "sidecar"); !s.Ready || s.Started == nil || !*s.Started {
+	pod := waitForPod(t, ns, "sidecar", podTimeout, "Ready", podReady)
+	s, app := containerStatus(pod, "sidecar"), containerStatus(pod, "app")
+	if !s.Ready || !started(s) {
 		t.Errorf("sidecar status: %+v", s)
+	}
+	if gap := app.State.Running.StartedAt.Sub(s.State.Running.StartedAt.Time); gap < 6*time.Second {
+		t.Errorf("the app started %v after the sidecar, before the sidecar's startup probe could succeed (6 s)", gap)
+	}
+	waitForPod(t, ns, "sidecar", podTimeout, "NotReady after the sidecar stopped writing", func(p *v1.Pod) bool { return !podReady(p) })
+	waitForEvent(t, ns, "sidecar", "Unhealthy", "Readiness probe failed: file /probe-volume/sidecar last modified", 30*time.Second)
+	pod = waitForPod(t, ns, "sidecar", time.Second, "running", func(p *v1.Pod) bool { return true })
+	if s := containerStatus(pod, "sidecar"); s.Ready || s.RestartCount != 0 {
+		t.Errorf("sidecar after its file went stale: %+v", s)
 	}
 }
 
+// testWriterInOtherContainer: the container probed never writes; the other
+// container of the pod writes the file for 15 s and stops. The pod is Ready
+// on the writer's heartbeat, then NotReady once it stops.
 func testWriterInOtherContainer(t *testing.T) {
 	t.Parallel()
 	ns := namespace(t)
 	app := shell("app", "sleep 3600")
-	app.ReadinessProbe = fileProbe("heartbeat", 5, 1, 1)
-	createPod(t, ns, podWith("two-containers", "", shell("writer", heartbeat("heartbeat")), app))
+	app.ReadinessProbe = fileProbe("heartbeat", 3, 1, 1)
+	createPod(t, ns, podWith("two-containers", "", shell("writer", heartbeatFor("heartbeat", 15)), app))
 
 	pod := waitForPod(t, ns, "two-containers", podTimeout, "Ready", podReady)
 	if s := containerStatus(pod, "app"); !s.Ready {
 		t.Errorf("app status: %+v", s)
 	}
+	waitForPod(t, ns, "two-containers", podTimeout, "NotReady after the writer stopped", func(p *v1.Pod) bool { return !podReady(p) })
+	waitForEvent(t, ns, "two-containers", "Unhealthy", "Readiness probe failed: file /probe-volume/heartbeat last modified", 30*time.Second)
 }
 
+// testMemoryMedium: the same on a tmpfs emptyDir: Ready while the file is
+// refreshed (15 s), NotReady once it is not.
 func testMemoryMedium(t *testing.T) {
 	t.Parallel()
 	ns := namespace(t)
-	c := shell("app", heartbeat("probe"))
-	c.ReadinessProbe = fileProbe("probe", 5, 1, 1)
+	c := shell("app", heartbeatFor("probe", 15))
+	c.ReadinessProbe = fileProbe("probe", 3, 1, 1)
 	createPod(t, ns, podWith("tmpfs", v1.StorageMediumMemory, c))
 	waitForPod(t, ns, "tmpfs", podTimeout, "Ready", podReady)
+	waitForPod(t, ns, "tmpfs", podTimeout, "NotReady after the writer stopped", func(p *v1.Pod) bool { return !podReady(p) })
+	waitForEvent(t, ns, "tmpfs", "Unhealthy", "Readiness probe failed: file /probe-volume/probe last modified", 30*time.Second)
 }
 
 // testInstantReadiness: the writer starts 8 s after the container, the
@@ -500,19 +572,90 @@ func testNoRuntimeCalls(t *testing.T) {
 	}
 }
 
-// testKubeletRestart: file-probed pods keep running through a kubelet
-// restart, without restarts, and are Ready again afterwards.
+// testKubeletRestart mirrors the "Not Change Container Status" cases of
+// container_lifecycle_test.go: pods with readiness, liveness and startup file
+// probes, one with a sidecar that has all three, are watched during and
+// after a kubelet restart: every state must stay Running, Ready, Started and
+// without a restart. That the probes ran after the restart (and the old
+// status did not merely survive) shows in the new kubelet's
+// prober_file_probe_total, which rises, and in this namespace's
+// prober_probe_total, which counts no failure.
 func testKubeletRestart(t *testing.T) {
 	ns := namespace(t)
-	pods := heartbeatPods(t, ns, "survivor", 2)
-	localUp(t, nil, "restart", "kubelet")
-	// Probes run for a while after the restart.
-	time.Sleep(5 * time.Second)
-	for _, name := range pods {
-		pod := waitForPod(t, ns, name, podTimeout, "Ready after the kubelet restart", podReady)
-		if s := containerStatus(pod, "app"); s.RestartCount != 0 {
-			t.Errorf("%s was restarted %d times across the kubelet restart", pod.Name, s.RestartCount)
+	heartbeatPods(t, ns, "survivor", 2)
+	sidecar := shell("sidecar", heartbeat("sidecar"))
+	app := shell("app", heartbeat("probe"))
+	for file, c := range map[string]*v1.Container{"sidecar": &sidecar, "probe": &app} {
+		c.StartupProbe = fileProbe(file, 5, 1, 30)
+		c.ReadinessProbe = fileProbe(file, 5, 1, 1)
+		c.LivenessProbe = fileProbe(file, 5, 1, 3)
+	}
+	createPod(t, ns, sidecarPod("all-probes", sidecar, app))
+	waitForPod(t, ns, "all-probes", podTimeout, "Ready", podReady)
+	// A restarted kubelet keeps the status of the containers that started
+	// more than 10 s before it (kubeletRestartGracePeriod); younger ones
+	// are probed again from scratch (not Started, then Started), for every
+	// handler. As upstream's test does, restart only once every container
+	// is older than that.
+	pods, err := cluster.client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var youngest time.Time
+	for _, p := range pods.Items {
+		for _, s := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
+			if s.State.Running != nil && s.State.Running.StartedAt.After(youngest) {
+				youngest = s.State.Running.StartedAt.Time
+			}
 		}
+	}
+	time.Sleep(time.Until(youngest.Add(12 * time.Second)))
+
+	check := func(p *v1.Pod) error {
+		if p.Status.Phase != v1.PodRunning || !podReady(p) {
+			return fmt.Errorf("%s: phase %s, ready %v", p.Name, p.Status.Phase, podReady(p))
+		}
+		for _, s := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
+			if !s.Ready || !started(&s) || s.RestartCount != 0 || s.State.Running == nil {
+				return fmt.Errorf("%s: container %+v", p.Name, s)
+			}
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watched := make(chan error, 1)
+	go func() { watched <- watchPods(ctx, ns, "", check) }()
+
+	failed := func() float64 {
+		return kubeletMetric(t, "metrics/probes", "prober_probe_total", `namespace="`+ns+`"`, `result="failed"`)
+	}
+	before := kubeletMetric(t, "metrics/probes", "prober_file_probe_total")
+	localUp(t, nil, "restart", "kubelet")
+	after, failedAfter := kubeletMetric(t, "metrics/probes", "prober_file_probe_total"), failed()
+	time.Sleep(10 * time.Second)
+	later := kubeletMetric(t, "metrics/probes", "prober_file_probe_total")
+	cancel()
+	if err := <-watched; err != nil {
+		t.Fatalf("during the kubelet restart: %v", err)
+	}
+	pods, err = cluster.client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range pods.Items {
+		if err := check(&pods.Items[i]); err != nil {
+			t.Errorf("after the kubelet restart: %v", err)
+		}
+	}
+	t.Logf("prober_file_probe_total: %v before the restart, %v when it returned, %v 10 s later", before, after, later)
+	// Each second, readiness and liveness in two containers of all-probes
+	// and in each survivor: 8 probes.
+	if later-after < 40 {
+		t.Errorf("prober_file_probe_total rose by %v in the 10 s after the kubelet restart: the new kubelet did not run the probes", later-after)
+	}
+	if n := failed() - failedAfter; n != 0 {
+		t.Errorf("%v probes failed after the kubelet restart", n)
 	}
 }
 

@@ -25,6 +25,7 @@ package e2efileprobe
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -39,6 +40,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
@@ -361,4 +363,172 @@ func localUp(t *testing.T, env []string, args ...string) {
 		t.Fatalf("hack/local-up-node.sh %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	t.Logf("hack/local-up-node.sh %s:\n%s", strings.Join(args, " "), out)
+}
+
+// errDone, returned by a watchPods check, ends the watch successfully.
+var errDone = errors.New("done")
+
+// watchPods follows every state of the pods of ns that fieldSelector selects
+// (all of them when it is empty) until ctx ends, through the API's watch, so
+// that no state in between two polls is missed: first the current state of
+// each, then every update (the watch is taken again from the last resource
+// version seen when the apiserver closes it). It returns the first error of
+// check, nil when ctx ended or check returned errDone, and an error when a
+// watched pod is deleted or the watch fails.
+func watchPods(ctx context.Context, ns, fieldSelector string, check func(*v1.Pod) error) error {
+	pods := cluster.client.CoreV1().Pods(ns)
+	list, err := pods.List(ctx, metav1.ListOptions{FieldSelector: fieldSelector})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("list pods: %w", err)
+	}
+	for i := range list.Items {
+		if err := check(&list.Items[i]); err != nil {
+			return doneIsNil(err)
+		}
+	}
+	rv := list.ResourceVersion
+	for ctx.Err() == nil {
+		w, err := pods.Watch(ctx, metav1.ListOptions{FieldSelector: fieldSelector, ResourceVersion: rv, AllowWatchBookmarks: true})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("watch pods: %w", err)
+		}
+		for ev := range w.ResultChan() {
+			switch ev.Type {
+			case watch.Error:
+				w.Stop()
+				if ctx.Err() != nil {
+					// The end of the window cut the watch off.
+					return nil
+				}
+				return fmt.Errorf("watch pods: %v", apierrors.FromObject(ev.Object))
+			case watch.Bookmark:
+				if pod, ok := ev.Object.(*v1.Pod); ok {
+					rv = pod.ResourceVersion
+				}
+			case watch.Deleted:
+				w.Stop()
+				return fmt.Errorf("pod %s was deleted while watched", ev.Object.(*v1.Pod).Name)
+			default:
+				pod := ev.Object.(*v1.Pod)
+				rv = pod.ResourceVersion
+				if err := check(pod); err != nil {
+					w.Stop()
+					return doneIsNil(err)
+				}
+			}
+		}
+		w.Stop()
+	}
+	return nil
+}
+
+func doneIsNil(err error) error {
+	if errors.Is(err, errDone) {
+		return nil
+	}
+	return err
+}
+
+// watchPod follows every state of one pod for d (see watchPods) and fails
+// the test at the first state that check rejects; check may end the watch
+// early with errDone. Last, it fetches the pod again and checks that state
+// too, and returns it.
+func watchPod(t *testing.T, ns, name string, d time.Duration, what string, check func(*v1.Pod) error) *v1.Pod {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	start := time.Now()
+	if err := watchPods(ctx, ns, "metadata.name="+name, check); err != nil {
+		t.Fatalf("pod %s/%s, %v into watching (%s): %v", ns, name, time.Since(start).Round(time.Millisecond), what, err)
+	}
+	pod, err := cluster.client.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get pod %s/%s: %v", ns, name, err)
+	}
+	if err := check(pod); err != nil && !errors.Is(err, errDone) {
+		t.Fatalf("pod %s/%s after %v of watching (%s): %v", ns, name, time.Since(start).Round(time.Millisecond), what, err)
+	}
+	return pod
+}
+
+// watchUntil follows every state of one pod (see watchPods) until check
+// returns errDone, and fails the test at the first state check rejects or
+// when check is not done within timeout.
+func watchUntil(t *testing.T, ns, name string, timeout time.Duration, what string, check func(*v1.Pod) error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	start := time.Now()
+	done := false
+	err := watchPods(ctx, ns, "metadata.name="+name, func(p *v1.Pod) error {
+		err := check(p)
+		done = done || errors.Is(err, errDone)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("pod %s/%s, %v into watching (%s): %v", ns, name, time.Since(start).Round(time.Millisecond), what, err)
+	}
+	if !done {
+		pod, _ := cluster.client.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
+		var status any
+		if pod != nil {
+			status = pod.Status
+		}
+		t.Fatalf("pod %s/%s: %s: not within %v; last status: %+v", ns, name, what, timeout, status)
+	}
+}
+
+// probeCount is the kubelet's count of the probes of one type (Liveness,
+// Readiness, Startup) of one container that ran, whatever their result
+// (prober_probe_total, which is per container), with result="..." in match
+// to count only one result.
+func probeCount(t *testing.T, ns, pod, container, probeType string, match ...string) float64 {
+	t.Helper()
+	return kubeletMetric(t, "metrics/probes", "prober_probe_total", append([]string{
+		`namespace="` + ns + `"`, `pod="` + pod + `"`, `container="` + container + `"`, `probe_type="` + probeType + `"`,
+	}, match...)...)
+}
+
+// forceDelete deletes a pod without grace, for pods whose own grace period
+// is long, so that they do not outlive their test by minutes.
+func forceDelete(t *testing.T, ns, name string) {
+	t.Cleanup(func() {
+		_ = cluster.client.CoreV1().Pods(ns).Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+	})
+}
+
+// started reports whether the container status says Started.
+func started(s *v1.ContainerStatus) bool {
+	return s != nil && s.Started != nil && *s.Started
+}
+
+// unhealthyEvents returns the messages of the Unhealthy events of the pod (or
+// of every pod of ns when pod is "") last seen at or after since.
+func unhealthyEvents(t *testing.T, ns, pod string, since time.Time) []string {
+	t.Helper()
+	set := fields.Set{"reason": "Unhealthy"}
+	if pod != "" {
+		set["involvedObject.name"] = pod
+	}
+	events, err := cluster.client.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: set.AsSelector().String()})
+	if err != nil {
+		t.Fatalf("list events: %v", err)
+	}
+	var messages []string
+	for _, e := range events.Items {
+		last := e.LastTimestamp.Time
+		if last.IsZero() {
+			last = e.EventTime.Time
+		}
+		if !last.Before(since.Truncate(time.Second)) {
+			messages = append(messages, e.InvolvedObject.Name+": "+e.Message)
+		}
+	}
+	return messages
 }
