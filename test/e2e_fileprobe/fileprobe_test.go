@@ -65,6 +65,7 @@ func TestFileProbes(t *testing.T) {
 	t.Run("kubelet restart", testKubeletRestart)
 	t.Run("gate off on the kubelet", testKubeletGateOff)
 	t.Run("gate off on the apiserver", testAPIServerGateOff)
+	t.Run("RuntimeClass shimless: one shim for all its pods", testShimless)
 }
 
 // testWriterStops: the first scenario of the original design, both ways. The
