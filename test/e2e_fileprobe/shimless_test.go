@@ -85,7 +85,10 @@ func testShimless(t *testing.T) {
 		shared, shimlessPods, memory(shared), openFiles(shared), ownShim, memory(ownShim))
 
 	// kill -9 of the shared shim.
-	before := descendants(shared)
+	before := map[int]string{}
+	for _, pid := range descendants(shared) {
+		before[pid] = startTime(pid)
+	}
 	if err := syscallKill(shared); err != nil {
 		t.Fatalf("kill -9 %d: %v", shared, err)
 	}
@@ -103,7 +106,12 @@ func testShimless(t *testing.T) {
 	}
 	t.Logf("all %d pods restarted once and Ready %v after the kill", shimlessPods, time.Since(killed).Round(time.Second))
 	var orphans []string
-	for _, pid := range before {
+	for pid, started := range before {
+		// The same pid and start time: the same process, not a reused pid
+		// (the restarted containers spawn a process a second each).
+		if startTime(pid) != started {
+			continue
+		}
 		if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
 			orphans = append(orphans, fmt.Sprintf("%d %q", pid, strings.ReplaceAll(string(cmd), "\x00", " ")))
 		}
@@ -169,6 +177,19 @@ func shimOf(t *testing.T, marker string, shims ...string) int {
 	}
 	t.Fatalf("no process with %q in its command line", marker)
 	return 0
+}
+
+// startTime is a process's start time (field 22 of /proc/<pid>/stat), "" when it is gone.
+func startTime(pid int) string {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if len(fields) < 20 {
+		return ""
+	}
+	return fields[19]
 }
 
 func parent(pid int) int {
