@@ -1,19 +1,23 @@
 # kubelet-fileprobe: pinned upstream Kubernetes + patches/ + new files -> _output/bin/
 #
-#   make              assemble the tree and build the five binaries
+#   make              assemble the tree and build the five binaries, and containerd-shim-shimless-v2
 #   make test         everything CI runs (see README)
 #
 # See README.md for the layout and the patch workflow.
 
 SHELL := /usr/bin/env bash
 
-.PHONY: all build tree test verify verify-patches unit-test e2e bench release export-patches local-up local-down local-status clean help
+.PHONY: all build shimless tree test verify verify-patches unit-test e2e bench release export-patches local-up local-down local-status clean help
 
-all: build
+all: build shimless
 
 ## build: assemble _output/kubernetes and build kubelet, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
 build:
 	hack/build.sh
+
+## shimless: build containerd-shim-shimless-v2 (shimless/, its own Go module) into _output/bin; see docs/shimless.md
+shimless:
+	hack/shimless.sh
 
 ## tree: assemble _output/kubernetes only (pinned upstream + patches/ + new files)
 tree:

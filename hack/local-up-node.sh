@@ -26,6 +26,8 @@
 #   FP_MAX_PODS               the kubelet's maxPods (default 110, as upstream); make bench raises both
 #   FP_CONTAINERD_STATS_PERIOD  how often containerd's CRI plugin polls every shim for CPU stats
 #                             (stats_collect_period; default 1s, containerd's own; make bench sets 10s)
+#   FP_SHIMLESS_BIN           containerd-shim-shimless-v2, the runtime handler and RuntimeClass
+#                             shimless (default _output/bin/, built by hack/shimless.sh when missing)
 #   FP_KUBELET_V              the kubelet's log verbosity, --v (default 2; 3 adds each probe result
 #                             and each pod status update, 4 each file probe and watch)
 #
@@ -55,6 +57,7 @@ FP_POD_CIDR=${FP_POD_CIDR:-10.244.0.0/24}
 FP_MAX_PODS=${FP_MAX_PODS:-110}
 FP_CONTAINERD_STATS_PERIOD=${FP_CONTAINERD_STATS_PERIOD:-1s}
 FP_KUBELET_V=${FP_KUBELET_V:-2}
+FP_SHIMLESS_BIN=${FP_SHIMLESS_BIN:-${FP_OUT}/bin/containerd-shim-shimless-v2}
 
 NODE_NAME=fileprobe-node
 NODE_IP=10.245.0.1         # on lo of the private netns (the kubelet refuses 127.0.0.1)
@@ -134,6 +137,10 @@ install_runtime() {
   local m=github.com/containerd/containerd/v2/cmd
   go_install "${FP_CONTAINERD_VERSION}" no_btrfs 0 "$m/containerd" "$m/containerd-shim-runc-v2" "$m/ctr"
   go_install "${FP_RUNC_VERSION}" seccomp 1 github.com/opencontainers/runc
+  if [[ ! -x "${FP_SHIMLESS_BIN}" && "${FP_SHIMLESS_BIN}" == "${FP_OUT}/bin/containerd-shim-shimless-v2" ]]; then
+    "${FP_ROOT}/hack/shimless.sh"
+  fi
+  [[ -x "${FP_SHIMLESS_BIN}" ]] || fp::die "${FP_SHIMLESS_BIN} is missing (hack/shimless.sh builds it)"
 }
 
 # oci_image ROOTFS_TAR NAME CMD_JSON OUT writes an OCI image layout tarball of
@@ -293,6 +300,14 @@ state = "/run/containerd"
     runtime_type = "io.containerd.runc.v2"
     runtime_path = "${NODE_BIN}/containerd-shim-runc-v2"
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+      BinaryName = "${NODE_BIN}/runc"
+      SystemdCgroup = false
+  # RuntimeClass shimless (docs/shimless.md): the same runc shim and options,
+  # one shim process for all pods of the handler instead of one per pod.
+  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.shimless]
+    runtime_type = "io.containerd.runc.v2"
+    runtime_path = "${FP_SHIMLESS_BIN}"
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.shimless.options]
       BinaryName = "${NODE_BIN}/runc"
       SystemdCgroup = false
   [plugins.'io.containerd.cri.v1.runtime'.cni]
@@ -534,6 +549,19 @@ start_kubelet() {
   wait_ready kube-controller-manager "serviceaccount default/default" kubectl_admin get serviceaccount default
 }
 
+# create_runtime_classes offers containerd's runtime handler shimless (one
+# shim for all its pods, docs/shimless.md) as RuntimeClass shimless.
+create_runtime_classes() {
+  kubectl_admin apply -f - > /dev/null <<EOF
+apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata:
+  name: shimless
+handler: shimless
+EOF
+  fp::log "RuntimeClass shimless (handler shimless: ${FP_SHIMLESS_BIN})"
+}
+
 # --- Teardown ----------------------------------------------------------------------
 
 # stop NAME... sends SIGTERM to each NAME, waits up to 10 s for all of them to
@@ -671,6 +699,7 @@ cmd_up() {
   start_scheduler
   start_containerd
   start_kubelet
+  create_runtime_classes
   fp::log "up in $((SECONDS - start))s: node ${NODE_NAME} Ready (FileContainerProbe: kubelet ${FILEPROBE_GATE}, apiserver ${APISERVER_FILEPROBE_GATE})"
   fp::log "KUBECONFIG=${ADMIN_KUBECONFIG} ${FP_BIN}/kubectl get nodes; logs in ${LOGS}/"
 }

@@ -11,8 +11,9 @@
 #      etcd built by hack/etcd.sh) and of every upstream package the patch
 #      series touches (derived from the series), plus hack/test-packages.txt,
 #      a short fuzz run of the file probe resolver, and a vet of the e2e suite
-#      (which itself runs against a cluster: make e2e, hack/e2e.sh);
-#   7. the binaries build (`make`) and pass their smoke tests;
+#      (which itself runs against a cluster: make e2e, hack/e2e.sh), and
+#      the tests of containerd-shim-shimless-v2 (hack/shimless.sh test);
+#   7. the binaries build (`make`, the shim too) and pass their smoke tests;
 #   8. `make release` packages them reproducibly (two passes, same
 #      SHA256SUMS), with valid checksums, images and SBOMs
 #      (hack/test/release_test.sh; its unit tests run with step 5);
@@ -126,6 +127,7 @@ main() {
     "${FP_ROOT}/hack/assemble.sh"
     "${FP_ROOT}/hack/etcd.sh"
     fp::timed "unit tests" unit_tests
+    fp::timed "shimless unit tests" "${FP_ROOT}/hack/shimless.sh" test
     return
   fi
   fp::timed "assemble tree" "${FP_ROOT}/hack/assemble.sh"
@@ -142,10 +144,12 @@ main() {
   fp::timed "release packager unit tests" "${FP_ROOT}/hack/test/release_test.sh" unit
   fp::timed "build etcd" "${FP_ROOT}/hack/etcd.sh"
   fp::timed "unit and integration tests" unit_tests
+  fp::timed "shimless unit tests" "${FP_ROOT}/hack/shimless.sh" test
   fp::timed "fuzz the file probe resolver (short run)" fuzz_short
   fp::timed "vet the e2e suite and the benchmarks" vet_e2e
   fp::timed "docs tests" "${FP_ROOT}/hack/test/docs_test.sh"
   fp::timed "build binaries" "${FP_ROOT}/hack/build.sh"
+  fp::timed "build containerd-shim-shimless-v2" "${FP_ROOT}/hack/shimless.sh"
   fp::timed "binary smoke tests" "${FP_ROOT}/hack/test/binaries_test.sh"
   fp::timed "make release: reproducible, checksums, images, SBOMs" "${FP_ROOT}/hack/test/release_test.sh"
   fp::timed "e2e suite on a local node" env E2E_RELEASE_IMAGES=1 "${FP_ROOT}/hack/e2e.sh"

@@ -108,7 +108,8 @@ fp::local_cluster_up() {
 
 # fp::build_missing assembles the tree (a no-op when it is up to date), builds
 # each of the five binaries that is missing from _output/bin (only those: a
-# full build takes 20-45 minutes on 2 cores) and etcd (hack/etcd.sh: only when
+# full build takes 20-45 minutes on 2 cores), containerd-shim-shimless-v2 when
+# missing (hack/shimless.sh, seconds) and etcd (hack/etcd.sh: only when
 # missing, or not the version the tree pins). It rebuilds no binary that
 # exists, even an older one than the tree: `make` does. With FP_BIN naming
 # another directory, the binaries are taken from there as they are.
@@ -124,6 +125,9 @@ fp::build_missing() {
   done
   if ((${#missing[@]} > 0)); then
     fp::timed "build the missing binaries: ${missing[*]}" "${FP_ROOT}/hack/build.sh" "${missing[@]}"
+  fi
+  if [[ ! -x "${FP_OUT}/bin/containerd-shim-shimless-v2" ]]; then
+    fp::timed "build containerd-shim-shimless-v2" "${FP_ROOT}/hack/shimless.sh"
   fi
   "${FP_ROOT}/hack/assemble.sh" > /dev/null
   "${FP_ROOT}/hack/etcd.sh"

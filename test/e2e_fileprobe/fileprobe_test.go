@@ -78,6 +78,7 @@ func TestFileProbes(t *testing.T) {
 	t.Run("gate off on the kubelet", testKubeletGateOff)
 	t.Run("gate off on the apiserver", testAPIServerGateOff)
 	t.Run("many file-probed pods at once", testManyPods)
+	t.Run("RuntimeClass shimless: one shim for all its pods", testShimless)
 }
 
 // testWriterStops: the first scenario of the original design, both ways. The

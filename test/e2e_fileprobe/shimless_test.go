@@ -1,0 +1,259 @@
+/*
+Copyright The kubelet-fileprobe Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2efileprobe
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+)
+
+// shimlessPods is how many pods of RuntimeClass shimless testShimless runs.
+const shimlessPods = 10
+
+// testShimless: the pods of RuntimeClass shimless (containerd-shim-shimless-v2,
+// docs/shimless.md) share one shim process, a pod of the default class keeps
+// its own runc shim, and a kill -9 of the shared shim restarts every shimless
+// pod's container once and leaves no process of the old shim behind. It runs
+// alone: it counts the node's shim processes and kills one.
+func testShimless(t *testing.T) {
+	ns := namespace(t)
+	shimless := envOr("FP_SHIMLESS_BIN", filepath.Join(cluster.root, "_output", "bin", "containerd-shim-shimless-v2"))
+	runcShim := filepath.Join(cluster.root, "_output", "node", "bin", "containerd-shim-runc-v2")
+
+	var names []string
+	for i := 0; i < shimlessPods; i++ {
+		name := fmt.Sprintf("shared-%d", i)
+		c := shell("app", heartbeat("probe")+" # "+ns+"/"+name)
+		c.ReadinessProbe = fileProbe("probe", 5, 1, 1)
+		pod := podWith(name, "", c)
+		pod.Spec.RuntimeClassName = ptr.To("shimless")
+		createPod(t, ns, pod)
+		names = append(names, name)
+	}
+	own := shell("app", heartbeat("probe")+" # "+ns+"/own")
+	own.ReadinessProbe = fileProbe("probe", 5, 1, 1)
+	createPod(t, ns, podWith("own", "", own))
+	for _, name := range append(names, "own") {
+		waitForPod(t, ns, name, podTimeout, "Ready", podReady)
+	}
+
+	// Each pod's container (found by the marker in its command line) is a
+	// descendant of its shim.
+	shims := processesOf(t, shimless)
+	if len(shims) != 1 {
+		t.Fatalf("%d pods of RuntimeClass shimless: %d processes of %s, want 1: %v", shimlessPods, len(shims), shimless, shims)
+	}
+	shared := shims[0]
+	for _, name := range names {
+		if got := shimOf(t, ns+"/"+name, shimless, runcShim); got != shared {
+			t.Errorf("pod %s runs under shim %d, want the shared shim %d", name, got, shared)
+		}
+	}
+	ownShim := shimOf(t, ns+"/own", shimless, runcShim)
+	if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", ownShim)); exe != runcShim {
+		t.Errorf("the pod of the default class runs under %d (%s), want a %s", ownShim, exe, runcShim)
+	}
+	if kids := descendants(shared); len(kids) < 2*shimlessPods {
+		t.Errorf("the shared shim has %d descendants, want at least %d (a sandbox and a container per pod)", len(kids), 2*shimlessPods)
+	}
+	if limit := openFileLimit(t, shared); limit < 16384 {
+		t.Errorf("the shared shim's open-file limit is %d, want at least 16384 (1000 pods)", limit)
+	}
+	t.Logf("shared shim %d: %d pods, %s, %d open files; the default pod's runc shim %d: %s",
+		shared, shimlessPods, memory(shared), openFiles(shared), ownShim, memory(ownShim))
+
+	// kill -9 of the shared shim.
+	before := map[int]string{}
+	for _, pid := range descendants(shared) {
+		before[pid] = startTime(pid)
+	}
+	if err := syscallKill(shared); err != nil {
+		t.Fatalf("kill -9 %d: %v", shared, err)
+	}
+	killed := time.Now()
+	for _, name := range names {
+		pod := waitForPod(t, ns, name, podTimeout, "restarted and Ready after the shim's kill", func(p *v1.Pod) bool {
+			s := containerStatus(p, "app")
+			return podReady(p) && s != nil && s.RestartCount > 0
+		})
+		s := containerStatus(pod, "app")
+		last := s.LastTerminationState.Terminated
+		if s.RestartCount != 1 || last == nil || last.ExitCode != 255 {
+			t.Errorf("pod %s after the kill: %d restarts, last termination %+v; want 1 restart, exit code 255", name, s.RestartCount, last)
+		}
+	}
+	t.Logf("all %d pods restarted once and Ready %v after the kill", shimlessPods, time.Since(killed).Round(time.Second))
+	var orphans []string
+	for pid, started := range before {
+		// The same pid and start time: the same process, not a reused pid
+		// (the restarted containers spawn a process a second each).
+		if startTime(pid) != started {
+			continue
+		}
+		if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
+			orphans = append(orphans, fmt.Sprintf("%d %q", pid, strings.ReplaceAll(string(cmd), "\x00", " ")))
+		}
+	}
+	if len(orphans) > 0 {
+		t.Errorf("%d of the %d processes of the killed shim live on: %v", len(orphans), len(before), orphans)
+	}
+	if shims = processesOf(t, shimless); len(shims) != 1 || shims[0] == shared {
+		t.Errorf("after the kill: shimless shims %v, want one new one", shims)
+	}
+	pod := waitForPod(t, ns, "own", podTimeout, "Ready", podReady)
+	if s := containerStatus(pod, "app"); s.RestartCount != 0 {
+		t.Errorf("the pod of the default class restarted %d times, want 0", s.RestartCount)
+	}
+	if got := shimOf(t, ns+"/own", shimless, runcShim); got != ownShim {
+		t.Errorf("the pod of the default class moved from shim %d to %d", ownShim, got)
+	}
+}
+
+// processesOf lists the processes whose executable is exe.
+func processesOf(t *testing.T, exe string) []int {
+	t.Helper()
+	var pids []int
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if link, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && link == exe {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// shimOf finds the process whose command line holds marker and returns the
+// shim it descends from.
+func shimOf(t *testing.T, marker string, shims ...string) int {
+	t.Helper()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil || !strings.HasSuffix(strings.TrimRight(string(cmd), "\x00"), "# "+marker) {
+			continue
+		}
+		for p := pid; p > 1; p = parent(p) {
+			link, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", p))
+			for _, s := range shims {
+				if link == s {
+					return p
+				}
+			}
+		}
+		t.Fatalf("process %d (%s) descends from no shim", pid, marker)
+	}
+	t.Fatalf("no process with %q in its command line", marker)
+	return 0
+}
+
+// startTime is a process's start time (field 22 of /proc/<pid>/stat), "" when it is gone.
+func startTime(pid int) string {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if len(fields) < 20 {
+		return ""
+	}
+	return fields[19]
+}
+
+func parent(pid int) int {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	ppid, _ := strconv.Atoi(fields[1])
+	return ppid
+}
+
+func descendants(pid int) []int {
+	var out []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		for _, c := range strings.Fields(string(b)) {
+			child, _ := strconv.Atoi(c)
+			out = append(out, child)
+			out = append(out, descendants(child)...)
+		}
+	}
+	return out
+}
+
+func openFileLimit(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "Max open files") {
+			soft, _ := strconv.Atoi(strings.Fields(line)[3])
+			return soft
+		}
+	}
+	t.Fatalf("no open-file limit in /proc/%d/limits", pid)
+	return 0
+}
+
+func openFiles(pid int) int {
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	return len(fds)
+}
+
+// memory prints a process's proportional and resident set size.
+func memory(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "Pss:") || strings.HasPrefix(line, "Rss:") {
+			out = append(out, strings.Join(strings.Fields(line), " "))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+func syscallKill(pid int) error {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return err
+	}
+	return p.Kill()
+}
