@@ -13,7 +13,8 @@
 #
 # The version, commit and date come from the binaries themselves (what they
 # print with --version=raw), so the release describes what it contains; they
-# must be this repository's fork version. Only missing binaries are built.
+# must be this repository's fork version. If any binary is missing, all five are
+# built (hack/build.sh), so that they come from one commit.
 # The same binaries always give the same bytes (hack/test/release_test.sh).
 #
 # Environment:
