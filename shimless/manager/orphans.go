@@ -1,0 +1,235 @@
+/*
+Copyright The kubelet-fileprobe Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package manager
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// When a shim dies, containerd cleans up after it once per task: it runs
+// `<shim> delete` for every container and sandbox the shim served, each
+// bounded by its shim cleanup timeout (5 s), all at once
+// (core/runtime/v2/shim.go, cleanupAfterDeadShim). containerd's delete
+// (the runc manager's Stop) kills the container with `runc delete --force`;
+// a delete that times out leaves its container running, orphaned, with no
+// shim and no task in containerd. With one shim per pod that is two deletes;
+// with one shim for 300 pods it is 600 Go processes and 600 runc processes on
+// the node at once, and on 2 cores ~380 of them timed out and left 734
+// container processes alive (docs/shimless.md).
+//
+// So the first delete that finds the group's shim dead kills every container
+// the dead shim served, with one write to each container's cgroup.kill (a
+// SIGKILL of the init where there is none), before it does containerd's own
+// delete of its container; the deletes after it find the work done. A
+// container belongs to the dead shim when its bundle's bootstrap.json (written
+// by containerd for every task) names the dead shim's socket and its init
+// process has lost its parent: the init of a container of a live shim is that
+// shim's child (the shim is a subreaper) or, while it is created, runc's.
+
+// cleanupSuffix names the file beside a shim's socket that records which dead
+// instance of the shim has been cleaned up after, and serializes the deletes.
+const cleanupSuffix = ".shimless-cleanup"
+
+// orphanKiller finds and kills the containers of a dead shim.
+type orphanKiller struct {
+	// TaskDir is containerd's task directory of the namespace, holding one
+	// bundle per task (the parent of the delete's working directory).
+	TaskDir string
+	// Executable is the shim binary (a live shim's children are not orphans).
+	Executable string
+	// Kill kills the container id whose init is pid (cgroupKill by default).
+	Kill func(id string, pid int) error
+}
+
+// bundleAddress returns the shim socket address the bundle's bootstrap.json
+// names ("" when it has none).
+func bundleAddress(bundle string) string {
+	b, err := os.ReadFile(filepath.Join(bundle, "bootstrap.json"))
+	if err != nil {
+		return ""
+	}
+	var params struct {
+		Address string `json:"address"`
+	}
+	if json.Unmarshal(b, &params) != nil {
+		return ""
+	}
+	return params.Address
+}
+
+// socketPath turns a shim address (unix:///run/containerd/s/<hash>) into a path.
+func socketPath(address string) (string, bool) {
+	p, ok := strings.CutPrefix(address, "unix://")
+	return p, ok && filepath.IsAbs(p)
+}
+
+// deadInstance tells whether nothing listens on the socket at path, and if so
+// names that socket file (inode and change time): a new instance of the shim
+// replaces the file, so this names the dead instance. Only a refused
+// connection counts as dead: a busy shim (a full backlog) is alive.
+func deadInstance(path string) (string, bool) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return "", false
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		c.Close()
+		return "", false
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return "", false
+	}
+	return fmt.Sprintf("%d:%d.%09d", st.Ino, st.Ctim.Sec, st.Ctim.Nsec), true
+}
+
+// cleanUp kills the containers of the shim that served the bundle id, if
+// that shim is dead and no delete has done so yet for this instance of it.
+// It returns how many containers it killed and the errors of those it could
+// not kill.
+func (k *orphanKiller) cleanUp(id string) (int, error) {
+	address := bundleAddress(filepath.Join(k.TaskDir, id))
+	path, ok := socketPath(address)
+	if !ok {
+		return 0, nil
+	}
+	instance, dead := deadInstance(path)
+	if !dead {
+		return 0, nil
+	}
+	f, err := os.OpenFile(path+cleanupSuffix, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		return 0, err
+	}
+	done, _ := os.ReadFile(f.Name())
+	if first, _, _ := strings.Cut(string(done), " "); first == instance {
+		return 0, nil
+	}
+	entries, err := os.ReadDir(k.TaskDir)
+	if err != nil {
+		return 0, err
+	}
+	killed := 0
+	var errs []error
+	for _, e := range entries {
+		bundle := filepath.Join(k.TaskDir, e.Name())
+		if !e.IsDir() || bundleAddress(bundle) != address {
+			continue
+		}
+		pid, err := readPid(filepath.Join(bundle, "init.pid"))
+		if err != nil || !k.orphan(pid) {
+			continue
+		}
+		if err := k.Kill(e.Name(), pid); err != nil {
+			errs = append(errs, fmt.Errorf("%s (pid %d): %w", e.Name(), pid, err))
+			continue
+		}
+		killed++
+	}
+	record := fmt.Sprintf("%s killed %d of the dead shim's containers, first delete %s\n", instance, killed, id)
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(record), 0)
+	}
+	return killed, errors.Join(errs...)
+}
+
+func readPid(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err == nil && pid <= 0 {
+		err = fmt.Errorf("%s: pid %d", path, pid)
+	}
+	return pid, err
+}
+
+// orphan tells whether pid runs and its parent is neither a shim of ours (a
+// live shim's container) nor runc (a container being created).
+func (k *orphanKiller) orphan(pid int) bool {
+	ppid, err := parentOf(pid)
+	if err != nil {
+		return false
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", ppid))
+	if err != nil {
+		// The parent is gone since, or is PID 1 of another namespace.
+		return ppid == 1 || errors.Is(err, os.ErrNotExist)
+	}
+	exe = strings.TrimSuffix(exe, " (deleted)")
+	return exe != k.Executable && !strings.HasPrefix(filepath.Base(exe), "runc")
+}
+
+// parentOf reads the parent pid of pid from /proc/<pid>/stat.
+func parentOf(pid int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, b)
+	}
+	fields := strings.Fields(string(b[i+1:]))
+	if len(fields) < 2 {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, b)
+	}
+	return strconv.Atoi(fields[1])
+}
+
+// cgroupKill kills every process of container id, whose init is pid: one
+// write to its cgroup's cgroup.kill (cgroup v2, Linux 5.14), else SIGKILL to
+// the init (whose PID namespace, or the sandbox's, dies with it). The
+// process must be in a cgroup named after the container (kubelet's
+// cri-containerd-<id>.scope, or .../<id> with cgroupfs): a pid reused since
+// the init.pid was written is not touched.
+func cgroupKill(id string, pid int) error {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return err
+	}
+	cgroup := ""
+	for _, l := range strings.Split(string(b), "\n") {
+		if p, ok := strings.CutPrefix(l, "0::"); ok {
+			cgroup = p
+		}
+	}
+	if !strings.Contains(cgroup, id) {
+		return fmt.Errorf("process %d is in cgroup %q, not one of container %s", pid, cgroup, id)
+	}
+	if err := os.WriteFile(filepath.Join("/sys/fs/cgroup", cgroup, "cgroup.kill"), []byte("1"), 0); err == nil {
+		return nil
+	}
+	return unix.Kill(pid, unix.SIGKILL)
+}
