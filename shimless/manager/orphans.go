@@ -208,28 +208,91 @@ func parentOf(pid int) (int, error) {
 	return strconv.Atoi(fields[1])
 }
 
-// cgroupKill kills every process of container id, whose init is pid: one
-// write to its cgroup's cgroup.kill (cgroup v2, Linux 5.14), else SIGKILL to
-// the init (whose PID namespace, or the sandbox's, dies with it). The
-// process must be in a cgroup named after the container (kubelet's
+// cgroupKill kills every process of container id, whose init is pid, by its
+// cgroup: one write to cgroup.kill where the container has a cgroup v2
+// (unified, or the unified hierarchy of a hybrid host; Linux 5.14), else
+// SIGKILL to every process listed in one of its cgroup v1 hierarchies, until
+// none is left. The cgroup must be named after the container (kubelet's
 // cri-containerd-<id>.scope, or .../<id> with cgroupfs): a pid reused since
-// the init.pid was written is not touched.
+// init.pid was written, or a container in no cgroup of its own, is not
+// touched.
 func cgroupKill(id string, pid int) error {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	if err != nil {
 		return err
 	}
-	cgroup := ""
-	for _, l := range strings.Split(string(b), "\n") {
-		if p, ok := strings.CutPrefix(l, "0::"); ok {
-			cgroup = p
+	v2, v1 := cgroupMounts()
+	var v1Dirs []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		// hierarchy-ID:controller-list:cgroup-path
+		parts := strings.SplitN(l, ":", 3)
+		if len(parts) != 3 || !strings.Contains(parts[2], id) {
+			continue
+		}
+		if parts[0] == "0" && parts[1] == "" {
+			if v2 != "" && os.WriteFile(filepath.Join(v2, parts[2], "cgroup.kill"), []byte("1"), 0) == nil {
+				return nil
+			}
+			continue
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			if m, ok := v1[c]; ok {
+				v1Dirs = append(v1Dirs, filepath.Join(m, parts[2]))
+			}
 		}
 	}
-	if !strings.Contains(cgroup, id) {
-		return fmt.Errorf("process %d is in cgroup %q, not one of container %s", pid, cgroup, id)
+	if len(v1Dirs) == 0 {
+		return fmt.Errorf("process %d is in no cgroup of container %s", pid, id)
 	}
-	if err := os.WriteFile(filepath.Join("/sys/fs/cgroup", cgroup, "cgroup.kill"), []byte("1"), 0); err == nil {
-		return nil
+	// Processes may fork while they are killed: read again until it is empty.
+	procs := filepath.Join(v1Dirs[0], "cgroup.procs")
+	for round := 0; round < 50; round++ {
+		b, err := os.ReadFile(procs)
+		if err != nil {
+			return err
+		}
+		pids := strings.Fields(string(b))
+		if len(pids) == 0 {
+			return nil
+		}
+		for _, p := range pids {
+			if n, err := strconv.Atoi(p); err == nil {
+				_ = unix.Kill(n, unix.SIGKILL)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	return unix.Kill(pid, unix.SIGKILL)
+	return fmt.Errorf("processes left in %s after SIGKILL", procs)
+}
+
+// cgroupMounts finds the cgroup v2 mount (/sys/fs/cgroup, or
+// /sys/fs/cgroup/unified on a hybrid host) and each cgroup v1 controller's
+// (by controller, "name=systemd" included) in /proc/self/mountinfo.
+func cgroupMounts() (v2 string, v1 map[string]string) {
+	v1 = map[string]string{}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", v1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		left, right, ok := strings.Cut(l, " - ")
+		if !ok {
+			continue
+		}
+		lf, rf := strings.Fields(left), strings.Fields(right)
+		if len(lf) < 5 || len(rf) < 3 {
+			continue
+		}
+		switch rf[0] {
+		case "cgroup2":
+			v2 = lf[4]
+		case "cgroup":
+			for _, o := range strings.Split(rf[2], ",") {
+				if o != "rw" && o != "ro" {
+					v1[o] = lf[4]
+				}
+			}
+		}
+	}
+	return v2, v1
 }

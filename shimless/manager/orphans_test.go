@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // sleeper starts a child process that lives until the test ends.
@@ -184,5 +185,77 @@ func TestCgroupKillTouchesOnlyTheContainersCgroup(t *testing.T) {
 	}
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
 		t.Errorf("the process is gone: %v", err)
+	}
+}
+
+// TestCgroupKill puts a process, and two it forks afterwards, in a cgroup
+// named after a container, in each kind of hierarchy the host has (cgroup
+// v2, or the unified hierarchy of a hybrid host; the pids controller of
+// cgroup v1), and kills them by the cgroup.
+func TestCgroupKill(t *testing.T) {
+	v2, v1 := cgroupMounts()
+	hierarchies := map[string]string{}
+	if v2 != "" {
+		hierarchies["cgroup v2 (cgroup.kill)"] = v2
+	}
+	if m, ok := v1["pids"]; ok {
+		hierarchies["cgroup v1 (pids, SIGKILL)"] = m
+	}
+	if len(hierarchies) == 0 {
+		t.Fatal("no cgroup v2 mount and no cgroup v1 pids controller in /proc/self/mountinfo")
+	}
+	for name, mount := range hierarchies {
+		t.Run(name, func(t *testing.T) {
+			id := fmt.Sprintf("shimless-test-%d-%x", os.Getpid(), len(name))
+			dir := filepath.Join(mount, id)
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatalf("a cgroup for the test (run as root): %v", err)
+			}
+			t.Cleanup(func() { os.Remove(dir) })
+			cmd := exec.Command("sh", "-c", "read x; sleep 600 & sleep 600 & wait")
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan struct{})
+			go func() { _ = cmd.Wait(); close(exited) }() // reaps it when killed
+			pid := cmd.Process.Pid
+			if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+				cmd.Process.Kill()
+				t.Fatal(err)
+			}
+			stdin.Write([]byte("\n"))
+			procs := func() []string {
+				b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+				return strings.Fields(string(b))
+			}
+			for i := 0; len(procs()) < 3; i++ {
+				if i > 500 {
+					cmd.Process.Kill()
+					t.Fatalf("the cgroup holds %v, want the shell and its two sleeps", procs())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if err := cgroupKill("another-container", pid); err == nil {
+				t.Error("killed a process that is not in the container's cgroup")
+			}
+			if err := cgroupKill(id, pid); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the shell lives on")
+			}
+			for i := 0; len(procs()) > 0; i++ {
+				if i > 500 {
+					t.Fatalf("left in the cgroup: %v", procs())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
 	}
 }
