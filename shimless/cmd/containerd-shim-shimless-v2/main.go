@@ -58,5 +58,15 @@ func main() {
 			return nil, nil
 		},
 	})
+	// The serving shim runs a bounded number of runc calls at once (see
+	// shimless.Limiter): a shim shared by hundreds of pods would otherwise
+	// jam its reaper when they are deleted together.
+	registry.Register(&plugin.Registration{
+		Type: plugins.InternalPlugin,
+		ID:   "shimless-runc-call-limit",
+		InitFn: func(ic *plugin.InitContext) (any, error) {
+			return shimless.NewLimiter(shimless.RuncCallLimit), nil
+		},
+	})
 	shim.RunShim(context.Background(), shimless.New(manager.NewShimManager("io.containerd.runc.v2")))
 }
