@@ -43,9 +43,12 @@ import (
 // container processes alive (docs/shimless.md).
 //
 // So the first delete that finds the group's shim dead kills every container
-// the dead shim served, with one write to each container's cgroup.kill (a
-// SIGKILL of the init where there is none), before it does containerd's own
-// delete of its container; the deletes after it find the work done. A
+// the dead shim served, by its cgroup, before it does containerd's own
+// delete of its container; the deletes after it find the work done. At 300
+// pods even that delete is starved past its 5 s by the 599 others starting
+// at once, so a shim that starts serving at the group's address also kills
+// what a dead instance left (Adopt): the kubelet recreates the pods'
+// sandboxes, and the first one starts the new shim. A
 // container belongs to the dead shim when its bundle's bootstrap.json (written
 // by containerd for every task) names the dead shim's socket and its init
 // process has lost its parent: the init of a container of a live shim is that
@@ -122,18 +125,76 @@ func (k *orphanKiller) cleanUp(id string) (int, error) {
 	if !dead {
 		return 0, nil
 	}
-	f, err := os.OpenFile(path+cleanupSuffix, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := lockRecord(path)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+	done, _ := os.ReadFile(f.Name())
+	for _, l := range strings.Split(string(done), "\n") {
+		if first, _, _ := strings.Cut(l, " "); first == instance {
+			return 0, nil
+		}
+	}
+	// Hundreds of deletes start at once here, and containerd kills each
+	// after 5 s: the one that does the work for all goes first.
+	_ = unix.Setpriority(unix.PRIO_PROCESS, 0, -20)
+	killed, err := k.killOrphans(address)
+	record(f, fmt.Sprintf("%s killed %d of the dead shim's containers, first delete %s", instance, killed, id))
+	return killed, err
+}
+
+// Adopt is run by a shim when it starts serving at address: a shim of ours
+// starts only where none answers, so any container whose bundle names the
+// address and whose init has lost its parent belongs to an instance that
+// died, and was left by deletes that did not finish (containerd's delete
+// storm after the death of a shim of 300 pods starves them all past their
+// 5 s). It kills them and returns how many.
+func (k *orphanKiller) Adopt(address string) (int, error) {
+	path, ok := socketPath(address)
+	if !ok {
+		return 0, fmt.Errorf("shim address %q is no unix socket", address)
+	}
+	f, err := lockRecord(path)
+	if err != nil {
 		return 0, err
 	}
-	done, _ := os.ReadFile(f.Name())
-	if first, _, _ := strings.Cut(string(done), " "); first == instance {
-		return 0, nil
+	defer f.Close()
+	killed, err := k.killOrphans(address)
+	if killed > 0 {
+		record(f, fmt.Sprintf("start killed %d containers of dead instances of the shim", killed))
 	}
+	return killed, err
+}
+
+// lockRecord opens and locks the record beside the socket at path.
+func lockRecord(path string) (*os.File, error) {
+	f, err := os.OpenFile(path+cleanupSuffix, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// record appends a line to the record, keeping the last few.
+func record(f *os.File, line string) {
+	old, _ := os.ReadFile(f.Name())
+	lines := append(strings.Split(strings.TrimSpace(string(old)), "\n"), line)
+	if len(lines) > 8 {
+		lines = lines[len(lines)-8:]
+	}
+	if f.Truncate(0) == nil {
+		_, _ = f.Write([]byte(strings.TrimSpace(strings.Join(lines, "\n")) + "\n"))
+	}
+}
+
+// killOrphans kills every container whose bundle names the shim address and
+// whose init has lost its parent.
+func (k *orphanKiller) killOrphans(address string) (int, error) {
 	entries, err := os.ReadDir(k.TaskDir)
 	if err != nil {
 		return 0, err
@@ -154,10 +215,6 @@ func (k *orphanKiller) cleanUp(id string) (int, error) {
 			continue
 		}
 		killed++
-	}
-	record := fmt.Sprintf("%s killed %d of the dead shim's containers, first delete %s\n", instance, killed, id)
-	if err := f.Truncate(0); err == nil {
-		_, _ = f.WriteAt([]byte(record), 0)
 	}
 	return killed, errors.Join(errs...)
 }
@@ -295,4 +352,25 @@ func cgroupMounts() (v2 string, v1 map[string]string) {
 		}
 	}
 	return v2, v1
+}
+
+// AdoptOrphans is Adopt for the serving shim: its address is that of the
+// listening socket containerd's manager hands it as fd 3, the task directory
+// the parent of its working directory (the bundle of its first task).
+func AdoptOrphans() (int, error) {
+	sa, err := unix.Getsockname(3)
+	if err != nil {
+		return 0, fmt.Errorf("the listening socket (fd 3): %w", err)
+	}
+	u, ok := sa.(*unix.SockaddrUnix)
+	if !ok || !filepath.IsAbs(u.Name) {
+		return 0, fmt.Errorf("fd 3 is no unix socket with a path: %#v", sa)
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return 0, err
+	}
+	exe, _ := os.Executable()
+	k := &orphanKiller{TaskDir: filepath.Dir(cwd), Executable: exe, Kill: cgroupKill}
+	return k.Adopt("unix://" + u.Name)
 }

@@ -259,3 +259,37 @@ func TestCgroupKill(t *testing.T) {
 		})
 	}
 }
+
+func TestAdoptKillsWhatDeadInstancesLeft(t *testing.T) {
+	sockDir, err := os.MkdirTemp("", "shimless-s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	sock := filepath.Join(sockDir, "s")
+	l, err := net.Listen("unix", sock) // the new instance
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	taskDir := t.TempDir()
+	left, other := sleeper(t), sleeper(t)
+	writeBundle(t, taskDir, "left-by-a-dead-instance", "unix://"+sock, left)
+	writeBundle(t, taskDir, "another-shim", "unix://"+sock+"x", other)
+	var killed []string
+	k := &orphanKiller{TaskDir: taskDir, Executable: "/usr/local/bin/containerd-shim-shimless-v2",
+		Kill: func(id string, pid int) error { killed = append(killed, id); return nil }}
+	if n, err := k.Adopt("unix://" + sock); n != 1 || err != nil || !slices.Equal(killed, []string{"left-by-a-dead-instance"}) {
+		t.Errorf("Adopt: killed %d %q (err %v), want the one container at this address", n, killed, err)
+	}
+	rec, _ := os.ReadFile(sock + cleanupSuffix)
+	if !strings.Contains(string(rec), "start killed 1 containers of dead instances") {
+		t.Errorf("record %q", rec)
+	}
+	// Its own containers (children of a shim of ours) are not touched.
+	self, _ := os.Executable()
+	k.Executable, killed = self, nil
+	if n, _ := k.Adopt("unix://" + sock); n != 0 || killed != nil {
+		t.Errorf("Adopt with the containers' parent a shim of ours: killed %d %q", n, killed)
+	}
+}

@@ -58,6 +58,23 @@ func main() {
 			return nil, nil
 		},
 	})
+	// The serving shim kills what a dead instance of it left behind.
+	registry.Register(&plugin.Registration{
+		Type: plugins.InternalPlugin,
+		ID:   "shimless-adopt",
+		InitFn: func(ic *plugin.InitContext) (any, error) {
+			go func() {
+				n, err := shimless.AdoptOrphans()
+				l := log.G(ic.Context).WithField("killed", n)
+				if err != nil {
+					l.WithError(err).Warn("shimless: killing containers of dead instances of the shim")
+				} else if n > 0 {
+					l.Info("shimless: killed containers of dead instances of the shim")
+				}
+			}()
+			return nil, nil
+		},
+	})
 	// The serving shim runs a bounded number of runc calls at once (see
 	// shimless.Limiter): a shim shared by hundreds of pods would otherwise
 	// jam its reaper when they are deleted together.
