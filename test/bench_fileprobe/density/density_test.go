@@ -266,7 +266,7 @@ func TestPrintMarkdown(t *testing.T) {
 		"| file | 10 | once all pods run | 0.500 | 100 of 100 | 20 ms | 150 ms | 180 ms | p50 3 ms, p99 40 ms, max 41 ms (99 pods) | p50 17 ms, p99 110 ms, max 139 ms (99 pods) |",
 		"| polled | 10 | while the pods are created | 1.900 | 99 of 100 | 5000 ms | 9900 ms | 9990 ms | not measured | not measured |",
 		"| file/1s@shimless | 300 | 60 / 61 | 4200 | 900 | 5 s: 500, 10 s: 3, 41 s: 1 | 11 s | 12 (at 6 s) | 1: 299 pods, 2: 1 pods | 1 |",
-		"1 alive 41 s after the kill (pid, start time in clock ticks since boot, command):\n\n- `4242 123456 httpd -p 8080 -h /probe-volume`\n",
+		"1 alive 41 s after the kill, by command (each with its pid and start time in the JSON):\n\n- 1 × `httpd -p 8080 -h /probe-volume`\n",
 		"\n- The node was not at rest before series file/10s.\n",
 	} {
 		if !strings.Contains(out.String(), want) {

@@ -273,13 +273,14 @@ func (n *node) alive(procs map[int]string) map[int]string {
 	return out
 }
 
-// cmdline is a process's command line, arguments separated by spaces.
+// cmdline is a process's command line on one line: arguments separated by
+// spaces, runs of white space (a shell script's newlines) as one space.
 func (n *node) cmdline(pid int) string {
 	raw, err := os.ReadFile(filepath.Join(n.procDir, strconv.Itoa(pid), "cmdline"))
 	if err != nil {
 		return "(gone)"
 	}
-	return strings.TrimSpace(string(bytes.ReplaceAll(raw, []byte{0}, []byte{' '})))
+	return strings.Join(strings.Fields(string(bytes.ReplaceAll(raw, []byte{0}, []byte{' '}))), " ")
 }
 
 // parentAndStart reads the parent pid (field 4) and the start time (field
@@ -336,8 +337,34 @@ func (k shimKill) summary() string {
 		k.FewestReady, k.FewestReadyAtSeconds, k.restartsString(), k.SharedShimsAfter, sharedShim)
 }
 
+// orphanCommands counts orphans ("pid start command") by command, most
+// frequent first, the command cut to 60 bytes.
+func orphanCommands(orphans []string) []string {
+	counts := map[string]int{}
+	for _, o := range orphans {
+		f := strings.SplitN(o, " ", 3)
+		cmd := strings.Join(strings.Fields(f[len(f)-1]), " ")
+		if len(cmd) > 60 {
+			cmd = cmd[:60] + "…"
+		}
+		counts[cmd]++
+	}
+	cmds := slices.Collect(maps.Keys(counts))
+	slices.SortFunc(cmds, func(a, b string) int {
+		if counts[a] != counts[b] {
+			return counts[b] - counts[a]
+		}
+		return strings.Compare(a, b)
+	})
+	var out []string
+	for _, c := range cmds {
+		out = append(out, fmt.Sprintf("%d × `%s`", counts[c], c))
+	}
+	return out
+}
+
 // printKillsMarkdown prints the -kill-shim runs as a table, and the orphans
-// (the first 20 of each run).
+// by command.
 func printKillsMarkdown(w io.Writer, kills []shimKill) {
 	fmt.Fprintln(w, "| kill -9 of the shared shim | pods | shim PSS / RSS MiB | open files | processes under it | of those alive after | all Ready again after | fewest Ready | restarts since the kill: pods | shared shims after |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
@@ -353,13 +380,9 @@ func printKillsMarkdown(w io.Writer, kills []shimKill) {
 		if len(k.Orphans) == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "\nOrphans of the killed shim (%s), %d alive %.0f s after the kill (pid, start time in clock ticks since boot, command):\n\n", k.Series, len(k.Orphans), k.EndSeconds)
-		for i, o := range k.Orphans {
-			if i == 20 {
-				fmt.Fprintf(w, "- ... and %d more\n", len(k.Orphans)-20)
-				break
-			}
-			fmt.Fprintf(w, "- `%s`\n", o)
+		fmt.Fprintf(w, "\nOrphans of the killed shim (%s), %d alive %.0f s after the kill, by command (each with its pid and start time in the JSON):\n\n", k.Series, len(k.Orphans), k.EndSeconds)
+		for _, c := range orphanCommands(k.Orphans) {
+			fmt.Fprintf(w, "- %s\n", c)
 		}
 	}
 }

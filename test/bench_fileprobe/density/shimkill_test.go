@@ -171,3 +171,12 @@ func TestReadyAgain(t *testing.T) {
 		t.Errorf("restartsString() = %q", got)
 	}
 }
+
+func TestOrphanCommands(t *testing.T) {
+	long := "/bin/sh -c httpd -p 8080 -h /probe-volume && mkfifo /tmp/tick && exec 3<>/tmp/tick"
+	got := orphanCommands([]string{"3 30 sleep 3600", "1 10 " + long, "2 20 sleep 3600", "4 40 (gone)"})
+	want := []string{"2 × `sleep 3600`", "1 × `(gone)`", "1 × `" + long[:60] + "…`"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("orphanCommands() = %q, want %q", got, want)
+	}
+}
