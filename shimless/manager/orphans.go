@@ -140,6 +140,12 @@ func (k *orphanKiller) cleanUp(id string) (int, error) {
 	// after 5 s: the one that does the work for all goes first.
 	_ = unix.Setpriority(unix.PRIO_PROCESS, 0, -20)
 	killed, err := k.killOrphans(address)
+	if killed == 0 && len(done) == 0 {
+		// Nothing left behind (a shim that exited with its last task): leave
+		// nothing behind either.
+		os.Remove(f.Name())
+		return 0, err
+	}
 	record(f, fmt.Sprintf("%s killed %d of the dead shim's containers, first delete %s", instance, killed, id))
 	return killed, err
 }
@@ -155,14 +161,14 @@ func (k *orphanKiller) Adopt(address string) (int, error) {
 	if !ok {
 		return 0, fmt.Errorf("shim address %q is no unix socket", address)
 	}
-	f, err := lockRecord(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
+	// Concurrent deletes may kill the same containers: a second kill does
+	// no harm. The record is written only when there was something to kill.
 	killed, err := k.killOrphans(address)
 	if killed > 0 {
-		record(f, fmt.Sprintf("start killed %d containers of dead instances of the shim", killed))
+		if f, lerr := lockRecord(path); lerr == nil {
+			record(f, fmt.Sprintf("start killed %d containers of dead instances of the shim", killed))
+			f.Close()
+		}
 	}
 	return killed, err
 }

@@ -293,3 +293,28 @@ func TestAdoptKillsWhatDeadInstancesLeft(t *testing.T) {
 		t.Errorf("Adopt with the containers' parent a shim of ours: killed %d %q", n, killed)
 	}
 }
+
+func TestCleanUpLeavesNoRecordWhenNothingWasLeft(t *testing.T) {
+	sockDir, err := os.MkdirTemp("", "shimless-s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	dead := filepath.Join(sockDir, "dead")
+	deadSocket(t, dead)
+	taskDir := t.TempDir()
+	writeBundle(t, taskDir, "deleted-already", "unix://"+dead, 0x3fffffff)
+	k := &orphanKiller{TaskDir: taskDir, Executable: "/x", Kill: func(string, int) error { return nil }}
+	if n, err := k.cleanUp("deleted-already"); n != 0 || err != nil {
+		t.Fatalf("killed %d, %v", n, err)
+	}
+	if _, err := os.Stat(dead + cleanupSuffix); !os.IsNotExist(err) {
+		t.Errorf("a shim that left nothing behind got a cleanup record: %v", err)
+	}
+	if n, err := k.Adopt("unix://" + dead); n != 0 || err != nil {
+		t.Fatalf("Adopt: killed %d, %v", n, err)
+	}
+	if _, err := os.Stat(dead + cleanupSuffix); !os.IsNotExist(err) {
+		t.Errorf("a starting shim with nothing to kill wrote a cleanup record: %v", err)
+	}
+}
