@@ -7,10 +7,12 @@
 #                                  containerd and the kubelet
 #   hack/local-up-node.sh down     stop everything it started, remove its state
 #   hack/local-up-node.sh status   what runs, and the node
-#   hack/local-up-node.sh restart kubelet|kube-apiserver
+#   hack/local-up-node.sh restart kubelet|kube-apiserver|containerd
 #                                  restart one component of the running stack
 #                                  with the current environment, e.g.
-#                                  FILEPROBE_GATE=false ... restart kubelet
+#                                  FILEPROBE_GATE=false ... restart kubelet;
+#                                  containerd's shims and containers keep
+#                                  running through its restart
 #   hack/local-up-node.sh ctr ARGS...
 #                                  containerd's ctr on the running stack's
 #                                  containerd, namespace k8s.io (the kubelet's),
@@ -719,7 +721,8 @@ cmd_restart() {
   case "${name}" in
     kubelet) check_bool FILEPROBE_GATE "${FILEPROBE_GATE}" ;;
     kube-apiserver) check_bool APISERVER_FILEPROBE_GATE "${APISERVER_FILEPROBE_GATE}" ;;
-    *) fp::die "usage: $0 restart kubelet|kube-apiserver" ;;
+    containerd) ;;
+    *) fp::die "usage: $0 restart kubelet|kube-apiserver|containerd" ;;
   esac
   local start=${SECONDS}
   stop "${name}"
@@ -733,6 +736,9 @@ cmd_restart() {
       start_apiserver
       wait_ready apiserver-forward "host 127.0.0.1:${FP_APISERVER_PORT}" kubectl_admin get --raw /readyz
       ;;
+    # stop sent SIGTERM: containerd leaves its shims (and so the containers)
+    # running, and reconnects to them when it starts again.
+    containerd) start_containerd ;;
   esac
   fp::log "restarted ${name} in $((SECONDS - start))s (FileContainerProbe: kubelet ${FILEPROBE_GATE}, apiserver ${APISERVER_FILEPROBE_GATE})"
 }
@@ -764,7 +770,7 @@ main() {
       shift
       ctr_k8s "$@"
       ;;
-    *) fp::die "usage: $0 up|down|status|restart kubelet|kube-apiserver|ctr ARGS..." ;;
+    *) fp::die "usage: $0 up|down|status|restart kubelet|kube-apiserver|containerd|ctr ARGS..." ;;
   esac
 }
 
