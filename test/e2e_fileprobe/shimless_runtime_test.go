@@ -344,9 +344,10 @@ func testShimlessOOM(t *testing.T) {
 		release(t, pod)
 	}
 	for _, class := range classes {
-		pod := waitForPod(t, ns, className(class)+"-oom", podTimeout, "terminated", func(p *v1.Pod) bool {
+		// The phase follows the container's state in a later update.
+		pod := waitForPod(t, ns, className(class)+"-oom", podTimeout, "terminated, phase Failed or Succeeded", func(p *v1.Pod) bool {
 			s := containerStatus(p, "app")
-			return s != nil && s.State.Terminated != nil
+			return s != nil && s.State.Terminated != nil && (p.Status.Phase == v1.PodFailed || p.Status.Phase == v1.PodSucceeded)
 		})
 		term := containerStatus(pod, "app").State.Terminated
 		if term.Reason != "OOMKilled" || term.ExitCode != 137 || pod.Status.Phase != v1.PodFailed {
@@ -904,7 +905,17 @@ func testShimlessWaves(t *testing.T) {
 
 	keeper := shimlessPod(t, ns, "keeper", shell("app", "trap 'exit 0' TERM; sleep 3600 & wait"))
 	shim := processOf(shimOfPod(t, keeper))
-	fdsBefore, kidsBefore, socketsBefore := fdTargets(shim.pid), len(descendants(shim.pid)), sockets()
+	// The shim holds a pidfd while it waits for a runc it started: take
+	// the open files of before once it waits for none.
+	var fdsBefore []string
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		fdsBefore = fdTargets(shim.pid)
+		return !slices.ContainsFunc(fdsBefore, func(fd string) bool { return strings.HasSuffix(fd, "[pidfd]") }), nil
+	})
+	if err != nil {
+		t.Fatalf("the shim keeps a pidfd open with the keeper pod alone: %q", fdsBefore)
+	}
+	kidsBefore, socketsBefore := len(descendants(shim.pid)), sockets()
 
 	ids := map[string]bool{}
 	var uids []string
@@ -947,7 +958,7 @@ func testShimlessWaves(t *testing.T) {
 	}
 
 	var problems []string
-	err := wait.PollUntilContextTimeout(context.Background(), time.Second, time.Minute, true, func(ctx context.Context) (bool, error) {
+	err = wait.PollUntilContextTimeout(context.Background(), time.Second, time.Minute, true, func(ctx context.Context) (bool, error) {
 		problems = nil
 		if !shim.alive() {
 			problems = append(problems, fmt.Sprintf("the shared shim %d exited although the keeper pod runs", shim.pid))
