@@ -599,9 +599,9 @@ func testNoRuntimeCalls(t *testing.T) {
 // testKubeletRestart mirrors the "Not Change Container Status" cases of
 // container_lifecycle_test.go: pods with readiness, liveness and startup file
 // probes, one with a sidecar that has all three (and the same in RuntimeClass
-// shimless, whose shared shim and processes must survive too), are watched during and
-// after a kubelet restart: every state must stay Running, Ready, Started and
-// without a restart. That the probes ran after the restart (and the old
+// shimless, whose shared shim and processes must survive too), are watched
+// during and after a kubelet restart: every state must stay Running, Ready,
+// Started and without a restart. That the probes ran after the restart (and the old
 // status did not merely survive) shows in the new kubelet's
 // prober_file_probe_total, which rises, and in this namespace's
 // prober_probe_total, which counts no failure.
