@@ -897,6 +897,7 @@ func testShimlessWaves(t *testing.T) {
 	var initial []process
 	for _, pid := range shimlessDaemons(t) {
 		initial = append(initial, processOf(pid))
+		t.Logf("with no pod on the node, shimless shim %d runs, %d open files: %q", pid, openFiles(pid), fdTargets(pid))
 	}
 	containerd := containerdPid(t)
 	state := fmt.Sprintf("/proc/%d/root/run/containerd", containerd)
