@@ -14,17 +14,25 @@
 #    containerd, shims and pods, probe failures, share Ready; then the time
 #    from a pod's first heartbeat to Ready, with and without the kubelet's
 #    watch, split where the kubelet took the Ready result (its log's
-#    "SyncLoop (probe)" lines). Then the noisy run: N file-probed pods waiting
-#    for their first heartbeat, without and then with one pod rewriting a file
-#    of its watched volume root as fast as it can; the kubelet's CPU while they
-#    wait (target: below 0.05 cores with the noisy pod) and their readiness
-#    latency after their heartbeats. Results: _output/bench/density.{json,txt},
+#    "SyncLoop (probe)" lines). A series may run its pods in a RuntimeClass
+#    (file/1@shimless: one containerd-shim-shimless-v2 for all of them,
+#    docs/shimless.md); at its last step the shared shim is killed with
+#    kill -9 and the blast radius measured: its processes that live on,
+#    the time until every pod is Ready again, restarts per pod. Then the
+#    noisy run: N file-probed pods waiting for their first heartbeat, without
+#    and then with one pod rewriting a file of its watched volume root as
+#    fast as it can; the kubelet's CPU while they wait (target: below 0.05
+#    cores with the noisy pod) and their readiness latency after their
+#    heartbeats. Results: _output/bench/density.{json,txt},
 #    and density.md (the tables of docs/benchmarks.md).
 #
 #   BENCH_PARTS            which parts (default "probecost density")
 #   BENCH_COUNT            runs of each per-probe benchmark (default 5); medians are quoted
-#   BENCH_SERIES           density series, variant/periodSeconds[:own steps] (default below;
-#                          empty: none). exec/1 starts at 10 pods: it fails at 50 here
+#   BENCH_SERIES           density series, variant/periodSeconds[@RuntimeClass][:own steps] (default
+#                          below; empty: none). exec/1 starts at 10 pods: it fails at 50 here;
+#                          file/1@shimless runs file/1's pods in RuntimeClass shimless
+#   BENCH_KILL_SHIM        false: do not kill -9 the shared shim at the last step of each series
+#                          with a RuntimeClass (default true)
 #   BENCH_STEPS            pods per step of each series (default 50,100,300)
 #   BENCH_WINDOW           steady-state window per step (default 60s)
 #   BENCH_LATENCY_PODS     pods per variant of the latency run (default 100; 0 skips it)
@@ -46,7 +54,7 @@ export FP_POD_CIDR=${FP_POD_CIDR:-10.244.0.0/22}
 export FP_MAX_PODS=${FP_MAX_PODS:-1100}
 export FP_CONTAINERD_STATS_PERIOD=${FP_CONTAINERD_STATS_PERIOD:-10s}
 readonly BENCH_PARTS=${BENCH_PARTS:-probecost density}
-readonly BENCH_SERIES=${BENCH_SERIES-none file/1 exec/1:10,25,50,100,300 httpGet/1 file/10 polled/10 exec/10 httpGet/10}
+readonly BENCH_SERIES=${BENCH_SERIES-none file/1 file/1@shimless exec/1:10,25,50,100,300 httpGet/1 file/10 polled/10 exec/10 httpGet/10}
 
 readonly BENCH_OUT="${FP_OUT}/bench"
 readonly KUBECTL="${FP_OUT}/bin/kubectl"
@@ -178,6 +186,7 @@ run_density() {
     -noisy="${BENCH_NOISY:-true}" \
     -noisy-pods "${BENCH_NOISY_PODS:-100}" \
     -noisy-window "${BENCH_NOISY_WINDOW:-60s}" \
+    -kill-shim="${BENCH_KILL_SHIM:-true}" \
     -info "$(machine_info)" \
     -out "${BENCH_OUT}/density.json" | tee "${BENCH_OUT}/density.txt" || return
   # The tables of docs/benchmarks.md, from the JSON.

@@ -444,12 +444,17 @@ start() {
 }
 
 # pid_of NAME prints NAME's pid if that process is still the one we started
-# (its executable may have been replaced by a rebuild since: "... (deleted)").
+# (its executable may have been replaced by a rebuild since: "... (deleted)"),
+# or is still on its way to it: start's setsid and nsenter exec one another
+# and then the daemon in the same process, which on a loaded machine can take
+# longer than the first readiness check.
 pid_of() {
   local pid exe running
   read -r pid exe 2>/dev/null < "${PIDS}/$1" || return 0
   running=$(readlink "/proc/${pid}/exe" 2>/dev/null) || return 0
-  [[ "${running% (deleted)}" == "$(readlink -f "${exe}")" ]] && echo "${pid}"
+  running=${running% (deleted)}
+  [[ "${running}" == "$(readlink -f "${exe}")" || "${running##*/}" == setsid || "${running##*/}" == nsenter ]] &&
+    echo "${pid}"
   return 0
 }
 

@@ -6,6 +6,8 @@
 #                                          kube-apiserver, kube-controller-manager and kube-scheduler
 #                                          images (<name>.tar, OCI archives, and <name>.docker_tag)
 #   kubernetes-node-linux-amd64.tar.gz     kubernetes/node/bin/: kubelet, kubectl
+#   containerd-shim-shimless-v2-linux-amd64.tar.gz   bin/containerd-shim-shimless-v2 and LICENSE,
+#                                          containerd's layout (docs/shimless.md)
 #   bin/linux/amd64/<binary>               as on dl.k8s.io, and the images' <name>.tar, <name>.docker_tag
 #   <artifact>.sha256                      for each binary, image and tarball (the hex digest alone, as dl.k8s.io's)
 #   <artifact>.spdx.json                   an SPDX 2.3 SBOM of each binary, image and tarball
@@ -14,7 +16,8 @@
 # The version, commit and date come from the binaries themselves (what they
 # print with --version=raw), so the release describes what it contains; they
 # must be this repository's fork version. If any binary is missing, all five are
-# built (hack/build.sh), so that they come from one commit.
+# built (hack/build.sh), so that they come from one commit; a missing shim is
+# built by hack/shimless.sh, and must say the same fork version.
 # The same binaries always give the same bytes (hack/test/release_test.sh).
 #
 # Environment:
@@ -52,6 +55,7 @@ main() {
   for b in "${FP_RELEASE_BINARIES[@]}"; do
     [[ -x "${BIN}/${b}" ]] || { fp::timed "build the binaries" "${FP_ROOT}/hack/build.sh"; break; }
   done
+  [[ -x "${BIN}/containerd-shim-shimless-v2" ]] || fp::timed "build the shim" "${FP_ROOT}/hack/shimless.sh"
   [[ -f "${FP_TREE}/LICENSE" ]] || "${FP_ROOT}/hack/assemble.sh"
 
   local info first="" version commit state date
@@ -64,6 +68,14 @@ main() {
   [[ "${version}" == "$(fp::fork_version)" ]] ||
     fp::die "the binaries are ${version}, this repository is $(fp::fork_version): rebuild with make"
   [[ "${state}" == clean ]] || fp::log "warning: the binaries were built from a dirty tree (gitTreeState ${state})"
+  local containerd shim_version shim_commit
+  containerd=$(fp::containerd_version)
+  shim_version=$("${BIN}/containerd-shim-shimless-v2" -v | sed -n 's/^ *Version: *//p')
+  shim_commit=$("${BIN}/containerd-shim-shimless-v2" -v | sed -n 's/^ *Revision: *//p')
+  [[ "${shim_version}" == "${containerd}+shimless.${version/+/-}" ]] ||
+    fp::die "containerd-shim-shimless-v2 is ${shim_version}, want ${containerd}+shimless.${version/+/-}: rebuild with make shimless"
+  [[ "${shim_commit}" == "${commit}" ]] ||
+    fp::log "note: containerd-shim-shimless-v2 is from commit ${shim_commit}, the Kubernetes binaries from ${commit}"
   local head
   head=$(git -C "${FP_ROOT}" rev-parse HEAD 2>/dev/null || true)
   [[ "${commit}" == "${head}" ]] ||
@@ -81,7 +93,7 @@ main() {
   fp::timed "package the release" "${TOOL}" package -bin "${BIN}" -out "${RELEASE_DIR}.tmp" -root "${FP_ROOT}" \
     -version "${version}" -revision "${commit}" -created "${date}" -arch "$(go env GOARCH)" \
     -image-repository "${IMAGE_REPOSITORY}" -source "${RELEASE_SOURCE_URL:-https://${module}}" \
-    -license "${FP_TREE}/LICENSE"
+    -license "${FP_TREE}/LICENSE" -containerd "${containerd}"
   rm -rf "${RELEASE_DIR}"
   mv "${RELEASE_DIR}.tmp" "${RELEASE_DIR}"
   fp::log "release in ${RELEASE_DIR}: $(cd "${RELEASE_DIR}" && find . -type f | wc -l) files, $(du -sh "${RELEASE_DIR}" | cut -f1)"

@@ -17,7 +17,7 @@ SHIMLESS_BIN="${FP_OUT}/bin/containerd-shim-shimless-v2"
 # check_pin fails unless shimless/go.mod requires the node's containerd.
 check_pin() {
   local node pinned
-  node=$(sed -n 's/^FP_CONTAINERD_VERSION=\([^ ]*\).*/\1/p' "${FP_ROOT}/hack/local-up-node.sh")
+  node=$(fp::containerd_version)
   pinned=$(cd "${SHIMLESS_DIR}" && go list -m -f '{{.Version}}' github.com/containerd/containerd/v2)
   [[ -n "${node}" && "${pinned}" == "${node}" ]] ||
     fp::die "shimless/go.mod pins containerd ${pinned}, the local node runs ${node} (hack/local-up-node.sh)"

@@ -60,6 +60,13 @@ fp::held_modules() {
 FP_BINARIES=(cmd/kubelet cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubectl)
 
 # fp::fork_version prints the version stamped into every binary: v1.37.2+fileprobe.N
+# fp::containerd_version prints the containerd the local node runs and
+# containerd-shim-shimless-v2 is built from (FP_CONTAINERD_VERSION in
+# hack/local-up-node.sh; hack/shimless.sh checks shimless/go.mod against it).
+fp::containerd_version() {
+  sed -n 's/^FP_CONTAINERD_VERSION=\([^ ]*\).*/\1/p' "${FP_ROOT}/hack/local-up-node.sh"
+}
+
 fp::fork_version() {
   local release
   release=$(tr -d '[:space:]' < "${FP_ROOT}/FILEPROBE_RELEASE")

@@ -40,6 +40,15 @@ var (
 	nodeBinaries  = []string{"kubectl", "kubelet"}
 )
 
+// shim is containerd-shim-shimless-v2 (shimless/, docs/shimless.md): not a
+// Kubernetes binary, so not in upstream's tarballs. It ships beside them, in
+// bin/linux/<arch>/ and in a tarball of its own in containerd's release
+// layout (bin/<binary>, to unpack into /usr/local).
+const shim = "containerd-shim-shimless-v2"
+
+// shimTarball is the name of the shim's tarball.
+func (o options) shimTarball() string { return shim + "-linux-" + o.Arch + ".tar.gz" }
+
 type options struct {
 	release
 	BinDir, Out, Repository, License, Root, Arch string
@@ -62,12 +71,13 @@ func main() {
 	fs.StringVar(&o.License, "license", "", "the license file to ship in the tarballs")
 	fs.StringVar(&o.Root, "root", "", "this repository (its go.mod pins the module versions)")
 	fs.StringVar(&o.Arch, "arch", "amd64", "GOARCH of the binaries")
+	fs.StringVar(&o.Containerd, "containerd", "", "the containerd version "+shim+" is built from (v2.4.2)")
 	_ = fs.Parse(os.Args[2:])
 	var err error
 	if o.Created, err = time.Parse(time.RFC3339, *created); err != nil {
 		fail(fmt.Errorf("-created: %w", err))
 	}
-	if o.Pins, err = pins(o.Root); err != nil {
+	if o.Pins, o.Module, err = pins(o.Root); err != nil {
 		fail(err)
 	}
 	switch os.Args[1] {
@@ -88,43 +98,44 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-// pins reads the module versions pinned in root/go.mod.
-func pins(root string) (map[string]string, error) {
+// pins reads the module versions pinned in root/go.mod, and its module path.
+func pins(root string) (map[string]string, string, error) {
 	cmd := exec.Command("go", "mod", "edit", "-json")
 	cmd.Dir, cmd.Stderr = root, os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("go mod edit -json in %s: %w", root, err)
+		return nil, "", fmt.Errorf("go mod edit -json in %s: %w", root, err)
 	}
 	var gomod struct {
+		Module  struct{ Path string }
 		Require []struct{ Path, Version string }
 	}
 	if err := json.Unmarshal(out, &gomod); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	m := map[string]string{}
 	for _, r := range gomod.Require {
 		m[r.Path] = r.Version
 	}
 	if m["k8s.io/kubernetes"] == "" {
-		return nil, fmt.Errorf("%s/go.mod pins no k8s.io/kubernetes", root)
+		return nil, "", fmt.Errorf("%s/go.mod pins no k8s.io/kubernetes", root)
 	}
-	return m, nil
+	return m, gomod.Module.Path, nil
 }
 
 // dl is the directory of the per-binary downloads, as on dl.k8s.io.
 func (o options) dl() string { return filepath.Join(o.Out, "bin", "linux", o.Arch) }
 
 func (o options) pack() error {
-	if o.License == "" || o.Version == "" || o.Revision == "" || o.Repository == "" || o.Source == "" {
-		return fmt.Errorf("-license, -version, -revision, -image-repository and -source are required")
+	if o.License == "" || o.Version == "" || o.Revision == "" || o.Repository == "" || o.Source == "" || o.Containerd == "" {
+		return fmt.Errorf("-license, -version, -revision, -image-repository, -source and -containerd are required")
 	}
 	if err := os.MkdirAll(o.dl(), 0o755); err != nil {
 		return err
 	}
 	// Each binary is read once here (copied and hashed in one pass).
 	bins := map[string]binary{}
-	for _, name := range binaries {
+	for _, name := range append(slices.Clone(binaries), shim) {
 		dest := filepath.Join(o.dl(), name)
 		sha, err := copyFile(filepath.Join(o.BinDir, name), dest, 0o755)
 		if err != nil {
@@ -142,6 +153,10 @@ func (o options) pack() error {
 		if slices.Contains(imageBinaries, name) && b.setting("CGO_ENABLED") != "0" {
 			return fmt.Errorf("%s is built with CGO_ENABLED=%q: it would not run on the image's base, which has no libc",
 				name, b.setting("CGO_ENABLED"))
+		}
+		// As containerd's own shim: it must run on any node, whatever its libc.
+		if name == shim && b.setting("CGO_ENABLED") != "0" {
+			return fmt.Errorf("%s is built with CGO_ENABLED=%q, not static as containerd's shims", name, b.setting("CGO_ENABLED"))
 		}
 		bins[name] = b
 		if err := o.checksum(dest, sha); err != nil {
@@ -210,6 +225,13 @@ func (o options) pack() error {
 	tarballs := map[string][]entry{
 		"kubernetes-server-linux-" + o.Arch + ".tar.gz": server,
 		"kubernetes-node-linux-" + o.Arch + ".tar.gz":   node,
+		o.shimTarball(): {
+			{Name: "LICENSE", Mode: 0o644, File: o.License},
+			{Name: "bin/" + shim, Mode: 0o755, File: bins[shim].File},
+		},
+	}
+	comments := map[string]string{
+		o.shimTarball(): "containerd's release layout (bin/), with " + shim + " of kubelet-fileprobe",
 	}
 	err = parallel(sortedKeys(tarballs), func(file string) error {
 		dest := filepath.Join(o.Out, file)
@@ -221,8 +243,12 @@ func (o options) pack() error {
 			return err
 		}
 		return o.sbom(dest, file, sha, func(d *doc) (common.ElementID, error) {
+			comment, ok := comments[file]
+			if !ok {
+				comment = "upstream's " + file + " layout, with the binaries of kubelet-fileprobe"
+			}
 			id, err := d.addArtifact(artifact{Kind: "archive", Name: file, Version: o.Version, SHA256: sha,
-				Purpose: "ARCHIVE", Comment: "upstream's " + file + " layout, with the binaries of kubelet-fileprobe"})
+				Purpose: "ARCHIVE", Comment: comment})
 			if err != nil {
 				return "", err
 			}

@@ -280,3 +280,38 @@ func TestSBOMIsDeterministic(t *testing.T) {
 		}
 	}
 }
+
+func TestModulesOfTheShim(t *testing.T) {
+	r := release{Version: "v1.37.2+fileprobe.1", Revision: "0123", Containerd: "v2.4.2",
+		Module: "github.com/kubelet-fileprobe/kubelet-fileprobe", Pins: map[string]string{"k8s.io/kubernetes": "v1.37.2"}}
+	b := binary{Name: shim, SHA256: strings.Repeat("cd", 32), Build: &debug.BuildInfo{GoVersion: "go1.26.10",
+		Main: debug.Module{Path: "github.com/kubelet-fileprobe/kubelet-fileprobe/shimless", Version: "(devel)"},
+		Deps: []*debug.Module{{Path: "github.com/containerd/containerd/v2", Version: "v2.4.2"}}}}
+	mods, err := r.modules(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mods) != 2 || mods[0].Version != "v1.37.2+fileprobe.1" || mods[1].Path != "github.com/containerd/containerd/v2" || mods[1].Version != "v2.4.2" {
+		t.Errorf("modules %+v: want the shimless module at the release's version, then containerd v2.4.2", mods)
+	}
+	d := newDoc(r, shim, b.SHA256)
+	id, err := d.addBinary(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.describes(id)
+	var out bytes.Buffer
+	if err := d.write(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"versionInfo": "v2.4.2+shimless.v1.37.2-fileprobe.1"`, "built by hack/shimless.sh"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the shim's SBOM has no %s", want)
+		}
+	}
+	// A module of another repository at (devel) is still an error.
+	b.Build.Main.Path = "github.com/kubelet-fileprobe/kubelet-fileprobe-other"
+	if _, err := r.modules(b); err == nil {
+		t.Error("no error for a (devel) main module that is neither pinned nor this repository's")
+	}
+}

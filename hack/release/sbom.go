@@ -27,6 +27,20 @@ type release struct {
 	Source   string            // URL of this repository
 	Created  time.Time         // SOURCE_DATE_EPOCH: the build date stamped in the binaries
 	Pins     map[string]string // module path -> version pinned in the root go.mod
+	Module   string            // the root go.mod's module path: this repository's modules are under it
+
+	Containerd string // the containerd the shim is built from (v2.4.2)
+}
+
+// shimVersion is what the shim says it is (-v; hack/shimless.sh): containerd's
+// version, and ours.
+func (r release) shimVersion() string {
+	return r.Containerd + "+shimless." + strings.ReplaceAll(r.Version, "+", "-")
+}
+
+// own tells whether path is a module of this repository (shimless/).
+func (r release) own(path string) bool {
+	return r.Module != "" && (path == r.Module || strings.HasPrefix(path, r.Module+"/"))
 }
 
 // binary is one of our binaries: its name, digest and Go build information.
@@ -82,7 +96,11 @@ func (r release) modules(b binary) ([]module, error) {
 				"the binary's build information says %s", path, v, r.Version, r.Revision, built)}, nil
 	}
 	main := b.Build.Main
-	if main.Version == "(devel)" || main.Version == "" {
+	if r.own(main.Path) && (main.Version == "(devel)" || main.Version == "") {
+		// Not upstream's: a module of this repository, at this release.
+		mods = append(mods, module{Path: main.Path, Version: r.Version, Comment: fmt.Sprintf(
+			"%s of kubelet-fileprobe %s (commit %s); the binary's build information says (devel)", main.Path, r.Version, r.Revision)})
+	} else if main.Version == "(devel)" || main.Version == "" {
 		m, err := forked(main.Path, main.Path+" (devel)")
 		if err != nil {
 			return nil, err
@@ -222,14 +240,18 @@ func (d *doc) addBinary(b binary) (common.ElementID, error) {
 			tags = append(tags, k+"="+v)
 		}
 	}
+	version, builtBy := d.r.Version, "upstream's make WHAT=cmd/"+b.Name
+	if d.r.own(b.Build.Main.Path) {
+		version, builtBy = d.r.shimVersion(), "hack/shimless.sh (make shimless)"
+	}
 	if _, err := d.add(&spdx.Package{
-		PackageName: b.Name, PackageSPDXIdentifier: id, PackageVersion: d.r.Version, PackageFileName: b.Name,
+		PackageName: b.Name, PackageSPDXIdentifier: id, PackageVersion: version, PackageFileName: b.Name,
 		PackageSupplier:        &common.Supplier{SupplierType: "Organization", Supplier: "kubelet-fileprobe"},
 		PackageChecksums:       []common.Checksum{{Algorithm: common.SHA256, Value: b.SHA256}},
 		PackageLicenseDeclared: "Apache-2.0",
 		PrimaryPackagePurpose:  "APPLICATION",
-		PackageComment: fmt.Sprintf("%s built by upstream's make WHAT=cmd/%s from kubelet-fileprobe commit %s with %s (%s)",
-			b.Build.Path, b.Name, d.r.Revision, b.Build.GoVersion, strings.Join(tags, " ")),
+		PackageComment: fmt.Sprintf("%s built by %s from kubelet-fileprobe commit %s with %s (%s)",
+			b.Build.Path, builtBy, d.r.Revision, b.Build.GoVersion, strings.Join(tags, " ")),
 	}); err != nil {
 		return "", err
 	}

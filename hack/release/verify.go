@@ -54,10 +54,13 @@ func (o options) verify() error {
 		o.verifyTarball("kubernetes-server-linux-"+o.Arch+".tar.gz", server))
 	check("kubernetes-node-linux-"+o.Arch+".tar.gz: upstream's layout, reproducible tar and gzip header",
 		o.verifyTarball("kubernetes-node-linux-"+o.Arch+".tar.gz", node))
+	check(o.shimTarball()+": containerd's layout, reproducible tar and gzip header",
+		o.verifyTarball(o.shimTarball(), []string{"LICENSE", "bin/", "bin/" + shim}))
 	sboms, _ := filepath.Glob(filepath.Join(o.Out, "*.spdx.json"))
 	more, _ := filepath.Glob(filepath.Join(o.dl(), "*.spdx.json"))
 	sboms = append(sboms, more...)
-	if want := len(binaries) + len(imageBinaries) + 2; len(sboms) != want {
+	// The binaries and the shim, the images, the three tarballs.
+	if want := len(binaries) + 1 + len(imageBinaries) + 3; len(sboms) != want {
 		check("SBOMs", fmt.Errorf("%d SBOMs, want %d", len(sboms), want))
 	}
 	for _, s := range sboms {
@@ -248,7 +251,7 @@ func (o options) verifyTarball(file string, want []string) error {
 	if err := o.readTar(zr, func(h *tar.Header, r io.Reader) error {
 		got = append(got, h.Name)
 		base := filepath.Base(h.Name)
-		if h.Typeflag != tar.TypeReg || !slices.Contains(binaries, base) {
+		if h.Typeflag != tar.TypeReg || (!slices.Contains(binaries, base) && base != shim) {
 			return nil
 		}
 		if h.Mode != 0o755 {
@@ -313,6 +316,17 @@ func (o options) verifySBOM(file string) error {
 	}
 	if len(described) != 1 {
 		return fmt.Errorf("describes %d packages, want 1", len(described))
+	}
+	if strings.HasPrefix(filepath.Base(file), shim) {
+		// The shim is containerd's shim, and no Kubernetes.
+		if found[shim] != o.shimVersion() || found["github.com/containerd/containerd/v2"] != o.Containerd {
+			return fmt.Errorf("%s at %q and containerd at %q, want %s and %s", shim, found[shim],
+				found["github.com/containerd/containerd/v2"], o.shimVersion(), o.Containerd)
+		}
+		if v, ok := found["k8s.io/kubernetes"]; ok {
+			return fmt.Errorf("the shim's SBOM lists k8s.io/kubernetes %s", v)
+		}
+		return nil
 	}
 	for _, m := range []string{"k8s.io/kubernetes", "k8s.io/apimachinery", "k8s.io/component-base"} {
 		if found[m] != o.Pins[m] {

@@ -52,8 +52,8 @@ verify_sha256_files() {
       return 1
     n=$((n + 1))
   done < <(find "${RELEASE}" -name '*.sha256' | LC_ALL=C sort)
-  # The five binaries, the three images and the two tarballs.
-  ((n == 10)) || { echo "${n} .sha256 files, want 10"; return 1; }
+  # The five binaries and the shim, the three images and the three tarballs.
+  ((n == 12)) || { echo "${n} .sha256 files, want 12"; return 1; }
 }
 
 # sums_cover_everything: SHA256SUMS lists every other file of the release.
@@ -63,10 +63,11 @@ sums_cover_everything() {
 }
 
 # static_binaries: the images' binaries must run on an empty base (upstream
-# builds them with CGO_ENABLED=0). The kubelet, like upstream's, uses cgo.
+# builds them with CGO_ENABLED=0), and the shim on any node, as containerd's
+# own. The kubelet, like upstream's, uses cgo.
 static_binaries() {
   local b
-  for b in "${IMAGES[@]}" kubectl; do
+  for b in "${IMAGES[@]}" kubectl containerd-shim-shimless-v2; do
     file -L "${DL}/${b}" | grep -q 'statically linked' || { file -L "${DL}/${b}"; return 1; }
   done
 }
@@ -82,7 +83,8 @@ tool_verify() {
   module=$(cd "${FP_ROOT}" && go mod edit -json | sed -n 's/^\t\t"Path": "\(.*\)"$/\1/p' | head -n1)
   "${FP_OUT}/tools/release" verify -out "${RELEASE}" -root "${FP_ROOT}" -arch "$(go env GOARCH)" \
     -version "${version}" -revision "${commit}" -created "${date}" \
-    -image-repository "${IMAGE_REPOSITORY:-localhost/kubelet-fileprobe}" -source "${RELEASE_SOURCE_URL:-https://${module}}"
+    -image-repository "${IMAGE_REPOSITORY:-localhost/kubelet-fileprobe}" -source "${RELEASE_SOURCE_URL:-https://${module}}" \
+    -containerd "$(fp::containerd_version)"
 }
 
 test_package() {
@@ -99,7 +101,7 @@ test_package() {
   check "sha256sum -c SHA256SUMS" bash -c "cd '${RELEASE}' && sha256sum --check --strict --quiet SHA256SUMS"
   check "SHA256SUMS lists every file of the release" sums_cover_everything
   check "each .sha256 matches its file" verify_sha256_files
-  check "the images' binaries and kubectl are statically linked" static_binaries
+  check "the images' binaries, kubectl and the shim are statically linked" static_binaries
   local repo=${IMAGE_REPOSITORY:-localhost/kubelet-fileprobe}
   if [[ "${repo}" == registry.k8s.io* || "${repo}" == k8s.gcr.io* ]]; then
     bad "the image repository ${repo} impersonates upstream's"

@@ -33,7 +33,8 @@ limitations under the License.
 // only, sets io.containerd.runc.v2.group in the bundle's config.json to a key
 // of its own before it delegates. Everything else (the socket, reuse of a
 // running shim, the shim cgroup, OOM score, the task service, Stop, Info) is
-// containerd's code, unchanged. The alternatives were worse:
+// containerd's code, unchanged, but for one addition to Stop (orphans.go):
+// the cleanup after a dead shared shim kills all its containers at once. The alternatives were worse:
 //   - re-implementing Start with another key means copying ~100 lines of the
 //     manager (socket creation, re-exec, cgroups), which must not be done and
 //     would drift from the pinned version;
@@ -69,6 +70,7 @@ import (
 	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	"github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/v2/pkg/shim"
+	"github.com/containerd/log"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -86,6 +88,8 @@ type Manager struct {
 	// Bundle is the directory of config.json (the working directory when empty,
 	// which is where containerd starts `shim start`).
 	Bundle string
+
+	orphans *orphanKiller // for tests; Stop's default otherwise
 }
 
 // New wraps inner, e.g. containerd's manager.NewShimManager("io.containerd.runc.v2").
@@ -108,6 +112,36 @@ func (m *Manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (*
 		return nil, fmt.Errorf("shimless: set %s in the bundle's spec: %w", GroupAnnotation, err)
 	}
 	return m.Shim.Start(ctx, params)
+}
+
+// Stop is the shim's `delete`, which containerd runs for each task of a
+// shim that died or that it gives up on. Before containerd's own (runc
+// delete --force of the container), the first delete after the shared shim
+// died kills every container the shim served (orphans.go): containerd's
+// deletes, one per container and all at once, time out at density and leave
+// containers running.
+func (m *Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
+	k := m.orphans
+	if k == nil {
+		k = &orphanKiller{Kill: cgroupKill}
+	}
+	if k.TaskDir == "" {
+		cwd, err := os.Getwd()
+		if err != nil {
+			return shim.StopStatus{}, err
+		}
+		// As containerd's Stop: the bundle of id is beside the working directory.
+		k.TaskDir = filepath.Dir(cwd)
+	}
+	if k.Executable == "" {
+		k.Executable, _ = os.Executable()
+	}
+	if n, err := k.cleanUp(id); err != nil {
+		log.G(ctx).WithError(err).WithField("killed", n).Warn("shimless: killing the dead shim's containers")
+	} else if n > 0 {
+		log.G(ctx).WithField("killed", n).Info("shimless: killed the dead shim's containers")
+	}
+	return m.Shim.Stop(ctx, id)
 }
 
 // Key is the grouping key for a shim started with params: the same for every

@@ -30,7 +30,6 @@ import (
 	"github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/typeurl/v2"
-	"golang.org/x/sys/unix"
 )
 
 // fake records what containerd's manager would read when Start is delegated.
@@ -205,24 +204,5 @@ func TestStartFailsWithoutSpec(t *testing.T) {
 	m := &Manager{Shim: f, Executable: "/x", Bundle: f.bundle}
 	if _, err := m.Start(context.Background(), params(t, nil)); err == nil || f.calls != 0 {
 		t.Errorf("Start without config.json: err %v, delegated %d times; want an error and no delegation", err, f.calls)
-	}
-}
-
-func TestRaiseNofile(t *testing.T) {
-	var before unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &before); err != nil {
-		t.Fatal(err)
-	}
-	got, err := RaiseNofile(NofileWant, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var after unix.Rlimit
-	_ = unix.Getrlimit(unix.RLIMIT_NOFILE, &after)
-	if got != after.Cur || after.Cur != after.Max || after.Max < before.Max {
-		t.Errorf("before %+v, after %+v, returned %d: want soft = hard >= %d", before, after, got, before.Max)
-	}
-	if _, err := RaiseNofile(NofileWant, after.Cur+1); err == nil {
-		t.Errorf("no error with a minimum above the limit")
 	}
 }

@@ -26,23 +26,38 @@ import (
 )
 
 // The shared shim holds ~14 open files per pod (measured: 4215 at 300 pods,
-// docs/shimless.md). NofileWant is what it asks for; NofileMin (1000 pods and
-// ~15% margin) is what it must get to hold 1000 pods.
+// docs/shimless.md). NofileMin (1000 pods and ~15% margin) is what it must
+// get to hold 1000 pods; NofileWant is what it asks for when it has to raise
+// its hard limit to get there.
 const (
 	NofileWant = 1 << 20
 	NofileMin  = 16384
 )
 
-// RaiseNofile raises the process's RLIMIT_NOFILE: both limits to want (at
-// most fs.nr_open) when the hard limit is lower and the process may raise it
-// (CAP_SYS_RESOURCE), else the soft limit to the hard one. Processes the shim
-// starts (runc, and so the containers) inherit the result, as they inherit
-// whatever limit the shim runs with. It returns the limit in force and an
-// error when that is below min.
-func RaiseNofile(want, min uint64) (uint64, error) {
+// RaiseNofile makes the process's soft RLIMIT_NOFILE at least min, if it can,
+// without changing what the processes it starts inherit where it need not.
+//
+// Go's runtime already raises a Go program's soft limit to (almost) its hard
+// limit at start, and os/exec gives child processes the original limits back,
+// unless the program itself sets RLIMIT_NOFILE (syscall.Setrlimit clears the
+// saved original). The stock runc shim never sets it, so runc, and through it
+// every container (containerd's CRI plugin drops the spec's rlimits), starts
+// with the limits containerd started the shim with (1024:524288 under
+// systemd's defaults). The shared shim keeps that: while its soft limit
+// already holds min, it sets nothing. Only below min does it set the limit,
+// both limits to want (at most fs.nr_open) when it may raise the hard limit
+// (CAP_SYS_RESOURCE), else the soft limit to the hard one; then the processes
+// it starts inherit the raised limit, and it says so (inherited).
+//
+// It returns the soft limit in force, whether it set the limit, and an error
+// when the limit is below min.
+func RaiseNofile(want, min uint64) (limit uint64, inherited bool, err error) {
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, err
+		return 0, false, err
+	}
+	if lim.Cur >= min {
+		return lim.Cur, false, nil
 	}
 	if b, err := os.ReadFile("/proc/sys/fs/nr_open"); err == nil {
 		if n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil && n < want {
@@ -52,16 +67,18 @@ func RaiseNofile(want, min uint64) (uint64, error) {
 	if lim.Max < want {
 		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: want, Max: want}); err == nil {
 			lim = unix.Rlimit{Cur: want, Max: want}
+			inherited = true
 		}
 	}
 	if lim.Cur < lim.Max {
 		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: lim.Max, Max: lim.Max}); err != nil {
-			return lim.Cur, err
+			return lim.Cur, inherited, err
 		}
 		lim.Cur = lim.Max
+		inherited = true
 	}
 	if lim.Cur < min {
-		return lim.Cur, fmt.Errorf("RLIMIT_NOFILE is %d, below the %d needed for 1000 pods; raise containerd's hard limit (LimitNOFILE)", lim.Cur, min)
+		return lim.Cur, inherited, fmt.Errorf("RLIMIT_NOFILE is %d, below the %d needed for 1000 pods; raise containerd's hard limit (LimitNOFILE)", lim.Cur, min)
 	}
-	return lim.Cur, nil
+	return lim.Cur, inherited, nil
 }

@@ -122,6 +122,20 @@ func testShimless(t *testing.T) {
 	if shims = processesOf(t, shimless); len(shims) != 1 || shims[0] == shared {
 		t.Errorf("after the kill: shimless shims %v, want one new one", shims)
 	}
+	// The first of containerd's deletes after the kill killed every
+	// container of the dead shim at once (shimless/manager/orphans.go), and
+	// said so beside the shim's socket, in the node's mount namespace.
+	if len(shims) > 0 {
+		records, _ := filepath.Glob(fmt.Sprintf("/proc/%d/root/run/containerd/s/*.shimless-cleanup", shims[0]))
+		want := fmt.Sprintf("killed %d of the dead shim's containers", 2*shimlessPods)
+		if len(records) != 1 {
+			t.Errorf("cleanup records %v, want one", records)
+		} else if b, _ := os.ReadFile(records[0]); !strings.Contains(string(b), want) {
+			t.Errorf("cleanup record %q, want %q (a sandbox and a container per pod)", b, want)
+		} else {
+			t.Logf("cleanup after the kill: %s", strings.TrimSpace(string(b)))
+		}
+	}
 	pod := waitForPod(t, ns, "own", podTimeout, "Ready", podReady)
 	if s := containerStatus(pod, "app"); s.RestartCount != 0 {
 		t.Errorf("the pod of the default class restarted %d times, want 0", s.RestartCount)

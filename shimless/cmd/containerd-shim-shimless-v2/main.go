@@ -22,21 +22,68 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
 
 	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/manager"
 	_ "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/task/plugin"
 	"github.com/containerd/containerd/v2/pkg/shim"
+	"github.com/containerd/containerd/v2/plugins"
+	"github.com/containerd/log"
+	"github.com/containerd/plugin"
+	"github.com/containerd/plugin/registry"
 
 	shimless "github.com/kubelet-fileprobe/kubelet-fileprobe/shimless/manager"
 )
 
 func main() {
-	// Every invocation (start, delete, the serving shim) raises the limit;
-	// the serving shim is started by `start` and inherits it.
-	if _, err := shimless.RaiseNofile(shimless.NofileWant, shimless.NofileMin); err != nil {
-		fmt.Fprintf(os.Stderr, "containerd-shim-shimless-v2: warning: %v\n", err)
-	}
+	// Every invocation (start, delete, the serving shim) checks the limit;
+	// what it starts keeps the limits it was started with unless it had to
+	// set them (see RaiseNofile).
+	limit, inherited, err := shimless.RaiseNofile(shimless.NofileWant, shimless.NofileMin)
+	// Said in the serving shim's log (containerd's log, via the shim's log
+	// FIFO), never on stderr: containerd reads `start`'s combined output as
+	// its response.
+	registry.Register(&plugin.Registration{
+		Type: plugins.InternalPlugin,
+		ID:   "shimless-nofile",
+		InitFn: func(ic *plugin.InitContext) (any, error) {
+			l := log.G(ic.Context).WithField("RLIMIT_NOFILE", limit)
+			switch {
+			case err != nil:
+				l.WithError(err).Warn("the shared shim cannot hold 1000 pods")
+			case inherited:
+				l.Warnf("RLIMIT_NOFILE set to hold 1000 pods; runc and the containers inherit it (raise containerd's hard limit to %d or more to keep theirs)", shimless.NofileMin+1)
+			default:
+				l.Info("RLIMIT_NOFILE holds 1000 pods")
+			}
+			return nil, nil
+		},
+	})
+	// The serving shim kills what a dead instance of it left behind.
+	registry.Register(&plugin.Registration{
+		Type: plugins.InternalPlugin,
+		ID:   "shimless-adopt",
+		InitFn: func(ic *plugin.InitContext) (any, error) {
+			go func() {
+				n, err := shimless.AdoptOrphans()
+				l := log.G(ic.Context).WithField("killed", n)
+				if err != nil {
+					l.WithError(err).Warn("shimless: killing containers of dead instances of the shim")
+				} else if n > 0 {
+					l.Info("shimless: killed containers of dead instances of the shim")
+				}
+			}()
+			return nil, nil
+		},
+	})
+	// The serving shim runs a bounded number of runc calls at once (see
+	// shimless.Limiter): a shim shared by hundreds of pods would otherwise
+	// jam its reaper when they are deleted together.
+	registry.Register(&plugin.Registration{
+		Type: plugins.InternalPlugin,
+		ID:   "shimless-runc-call-limit",
+		InitFn: func(ic *plugin.InitContext) (any, error) {
+			return shimless.NewLimiter(shimless.RuncCallLimit), nil
+		},
+	})
 	shim.RunShim(context.Background(), shimless.New(manager.NewShimManager("io.containerd.runc.v2")))
 }

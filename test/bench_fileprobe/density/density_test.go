@@ -84,12 +84,25 @@ prober_file_probe_total{probe_type="Readiness",result="successful"} 500
 }
 
 func TestParseSeries(t *testing.T) {
-	got, err := parseSeries("none file/1 exec/10s httpGet/1 polled/10 exec/1:10,25")
-	want := []seriesSpec{{variant: none}, {file, 1, nil}, {execV, 10, nil}, {httpGet, 1, nil}, {polled, 10, nil}, {execV, 1, []int{10, 25}}}
+	got, err := parseSeries("none file/1 exec/10s httpGet/1 polled/10 exec/1:10,25 file/1@shimless none@shimless exec/1@kata.v2:10")
+	want := []seriesSpec{{variant: none}, {variant: file, period: 1}, {variant: execV, period: 10}, {variant: httpGet, period: 1},
+		{variant: polled, period: 10}, {variant: execV, period: 1, steps: []int{10, 25}},
+		{variant: file, period: 1, runtimeClass: "shimless"}, {variant: none, runtimeClass: "shimless"},
+		{variant: execV, period: 1, runtimeClass: "kata.v2", steps: []int{10}}}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("parseSeries() = %v, %v; want %v", got, err, want)
 	}
-	for _, bad := range []string{"grpc/1", "file", "file/0", "exec/x", "exec/1:", "exec/1:25,10", "exec/1:x"} {
+	var names []string
+	for _, spec := range got {
+		names = append(names, spec.String()+" "+seriesNamespace(spec))
+	}
+	if want := []string{"none density-none", "file/1s density-file-1s", "exec/10s density-exec-10s", "httpGet/1s density-httpget-1s",
+		"polled/10s density-polled-10s", "exec/1s density-exec-1s", "file/1s@shimless density-file-1s-shimless",
+		"none@shimless density-none-shimless", "exec/1s@kata.v2 density-exec-1s-kata-v2"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("series names and namespaces %q, want %q", names, want)
+	}
+	for _, bad := range []string{"grpc/1", "file", "file/0", "exec/x", "exec/1:", "exec/1:25,10", "exec/1:x",
+		"file/1@", "file/1@Shimless", "file/1@shim_less", "file@shimless", "file/1:10@shimless"} {
 		if _, err := parseSeries(bad); err == nil {
 			t.Errorf("parseSeries(%q): no error", bad)
 		}
@@ -213,7 +226,10 @@ func TestPrintMarkdown(t *testing.T) {
 	rep := report{
 		Date: "2026-11-22T17:00:00Z", Info: "2 cores", Window: "45s",
 		Rows: []row{
-			{Series: "file/1s", Pods: 300, WindowSeconds: 45, Probes: 13500, CPU: cpuCores{Kubelet: 0.25, Containerd: 0.1, Shims: 0.25, Node: 0.8}, ReadyShare: 1, Clean: true},
+			{Series: "file/1s", Pods: 300, WindowSeconds: 45, Probes: 13500, CPU: cpuCores{Kubelet: 0.25, Containerd: 0.1, Shims: 0.25, Node: 0.8}, ReadyShare: 1, Clean: true,
+				Memory: memoryMiB{Shims: 1400, ShimsRSS: 5000, ShimProcesses: map[string]int{"containerd-shim-runc-v2": 300}}},
+			{Series: "file/1s@shimless", RuntimeClass: "shimless", Pods: 300, WindowSeconds: 45, Probes: 13500, ReadyShare: 1, Clean: true,
+				Memory: memoryMiB{Shims: 60, ShimsRSS: 61, ShimProcesses: map[string]int{"containerd-shim-shimless-v2": 1, "containerd-shim-runc-v2": 2}}},
 			{Series: "exec/1s", Pods: 50, WindowSeconds: 45, Probes: 450, FailedProbes: 45, FailureRate: 0.1, ReadyShare: 0.8},
 		},
 		MaxClean: []maxN{{Series: "file/1s", MaxClean: 300}, {Series: "exec/1s", FirstFail: 50}},
@@ -222,6 +238,10 @@ func TestPrintMarkdown(t *testing.T) {
 				InKubelet: &percentiles{Measured: 99, P50Ms: 3, P99Ms: 40, MaxMs: 41}, ToAPI: &percentiles{Measured: 99, P50Ms: 17, P99Ms: 110, MaxMs: 139}},
 			{Variant: polled, PeriodSeconds: 10, Pods: 100, percentiles: percentiles{Measured: 99, P50Ms: 5000, P99Ms: 9900, MaxMs: 9990}, NodeCores: 1.9},
 		},
+		Kills: []shimKill{{Series: "file/1s@shimless", Pods: 300, ShimPID: 77, PSSMiB: 60, RSSMiB: 61, OpenFiles: 4200, Processes: 900,
+			Alive: []aliveAt{{5, 500}, {10, 3}, {41.4, 1}}, Orphans: []string{"4242 123456 httpd -p 8080 -h /probe-volume"},
+			AllReadySeconds: 11.2, ReadyAgain: 300, FewestReady: 12, FewestReadyAtSeconds: 6.1, Restarts: map[int]int{1: 299, 2: 1},
+			SharedShimsAfter: 1, EndSeconds: 41.4}},
 		Notes: []string{"The node was not at rest before series file/10s."},
 	}
 	raw, err := json.Marshal(rep)
@@ -237,13 +257,16 @@ func TestPrintMarkdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"| file/1s | 300 | 0.250 | 0.100 | 0.250 | 0.600 | 0.000 | 0.800 | 0 | 0 | 0 | 300.0 | 0.00% | 100.0% | yes |",
+		"| file/1s | 300 | 0.250 | 0.100 | 0.250 | 0.600 | 0.000 | 0.800 | 0 | 0 | 1400 | 5000 | 300 containerd-shim-runc-v2 | 300.0 | 0.00% | 100.0% | yes |",
+		"| file/1s@shimless | 300 | 0.000 | 0.000 | 0.000 | 0.000 | 0.000 | 0.000 | 0 | 0 | 60 | 61 | 2 containerd-shim-runc-v2, 1 containerd-shim-shimless-v2 | 300.0 | 0.00% | 100.0% | yes |",
 		"| exec/1s | 50 |",
 		"| 10.0 | 10.00% | 80.0% | **no** |",
 		"| file/1s | 300 | none measured |",
 		"| exec/1s | below the first step | 50 |",
 		"| file | 10 | once all pods run | 0.500 | 100 of 100 | 20 ms | 150 ms | 180 ms | p50 3 ms, p99 40 ms, max 41 ms (99 pods) | p50 17 ms, p99 110 ms, max 139 ms (99 pods) |",
 		"| polled | 10 | while the pods are created | 1.900 | 99 of 100 | 5000 ms | 9900 ms | 9990 ms | not measured | not measured |",
+		"| file/1s@shimless | 300 | 60 / 61 | 4200 | 900 | 5 s: 500, 10 s: 3, 41 s: 1 | 11 s | 12 (at 6 s) | 1: 299 pods, 2: 1 pods | 1 |",
+		"1 alive 41 s after the kill, by command (each with its pid and start time in the JSON):\n\n- 1 × `httpd -p 8080 -h /probe-volume`\n",
 		"\n- The node was not at rest before series file/10s.\n",
 	} {
 		if !strings.Contains(out.String(), want) {

@@ -50,6 +50,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/signal"
@@ -77,36 +78,48 @@ type options struct {
 	noisy                                                         bool
 	noisyPods                                                     int
 	noisyWindow                                                   time.Duration
+	killShim                                                      bool
 	info                                                          string
 }
 
-// seriesSpec is one variant at one period (none has no period), with its
-// own steps when it has some (else -steps').
+// seriesSpec is one variant at one period (none has no period), in pods of
+// one RuntimeClass (empty: the node's default runtime handler), with its own
+// steps when it has some (else -steps').
 type seriesSpec struct {
-	variant variant
-	period  int32
-	steps   []int
+	variant      variant
+	period       int32
+	runtimeClass string
+	steps        []int
 }
 
 func (s seriesSpec) String() string {
-	if s.variant == none {
-		return string(none)
+	name := string(none)
+	if s.variant != none {
+		name = fmt.Sprintf("%s/%ds", s.variant, s.period)
 	}
-	return fmt.Sprintf("%s/%ds", s.variant, s.period)
+	if s.runtimeClass != "" {
+		name += "@" + s.runtimeClass
+	}
+	return name
 }
 
-// parseSeries parses "none file/1 exec/1:10,25,50 file/10 ...": variant,
-// periodSeconds and, after a colon, the series' own steps.
+// parseSeries parses "none file/1 file/1@shimless exec/1:10,25,50 file/10
+// ...": variant, periodSeconds, after an at sign the pods' RuntimeClass, and
+// after a colon the series' own steps.
 func parseSeries(s string) ([]seriesSpec, error) {
 	var out []seriesSpec
 	for _, f := range strings.Fields(s) {
 		f, steps, hasSteps := strings.Cut(f, ":")
+		f, class, hasClass := strings.Cut(f, "@")
+		if hasClass && !validRuntimeClass(class) {
+			return nil, fmt.Errorf("series %q: want a RuntimeClass name after the at sign, e.g. file/1@shimless", f+"@"+class)
+		}
 		name, period, _ := strings.Cut(f, "/")
 		v := variant(name)
 		if !variants[v] {
 			return nil, fmt.Errorf("series %q: unknown variant %q", f, name)
 		}
-		spec := seriesSpec{variant: v}
+		spec := seriesSpec{variant: v, runtimeClass: class}
 		if v != none {
 			p, err := strconv.Atoi(strings.TrimSuffix(period, "s"))
 			if err != nil || p < 1 {
@@ -123,6 +136,20 @@ func parseSeries(s string) ([]seriesSpec, error) {
 		out = append(out, spec)
 	}
 	return out, nil
+}
+
+// validRuntimeClass: a RuntimeClass name is a DNS subdomain (lower-case
+// letters, digits, '-' and '.').
+func validRuntimeClass(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 func parseInts(s string) ([]int, error) {
@@ -145,6 +172,7 @@ type row struct {
 	Series        string    `json:"series"`
 	Variant       variant   `json:"variant"`
 	PeriodSeconds int32     `json:"periodSeconds,omitempty"`
+	RuntimeClass  string    `json:"runtimeClass,omitempty"`
 	Pods          int       `json:"pods"`
 	Started       int       `json:"startedAtWindow"`
 	WindowSeconds float64   `json:"windowSeconds"`
@@ -224,6 +252,9 @@ type report struct {
 	Latencies []latency `json:"readinessLatency"`
 	// Noisy are the runs of -noisy: without, then with the noisy pod.
 	Noisy []noisyRun `json:"noisy,omitempty"`
+	// Kills are the runs of -kill-shim: a kill -9 of the shared shim at the
+	// last step of each series of a RuntimeClass (shimkill.go).
+	Kills []shimKill `json:"shimKills,omitempty"`
 	// Notes are what happened during the run that the tables do not show.
 	Notes []string `json:"notes,omitempty"`
 }
@@ -259,6 +290,7 @@ func main() {
 	flag.BoolVar(&o.noisy, "noisy", false, "run the noisy measure: -noisy-pods file-probed pods waiting for their first heartbeat, without and then with a pod rewriting a file of its volume root in a loop")
 	flag.IntVar(&o.noisyPods, "noisy-pods", 100, "file-probed pods waiting for their first heartbeat in each noisy run")
 	flag.DurationVar(&o.noisyWindow, "noisy-window", time.Minute, "window of the noisy runs, while the pods wait")
+	flag.BoolVar(&o.killShim, "kill-shim", false, "at the last step of each series with a RuntimeClass (file/1@shimless), kill -9 the one "+sharedShim+" serving its pods and measure the blast radius: orphans, time until all pods are Ready again, restarts")
 	flag.StringVar(&o.info, "info", "", "machine and versions, recorded in the report")
 	markdown := flag.String("markdown", "", "print the tables of this JSON report as Markdown, run nothing")
 	flag.Parse()
@@ -336,8 +368,11 @@ func run(ctx context.Context, o options) error {
 		if err := atRest(ctx, n, &rep, &shims, "series "+spec.String()); err != nil {
 			return err
 		}
-		rows, err := runSeries(ctx, o, client, n, spec)
+		rows, kill, err := runSeries(ctx, o, client, n, spec)
 		rep.Rows = append(rep.Rows, rows...)
+		if kill != nil {
+			rep.Kills = append(rep.Kills, *kill)
+		}
 		rep.MaxClean = append(rep.MaxClean, headline(spec, rows))
 		if err := save(); err != nil {
 			return err
@@ -406,15 +441,14 @@ func atRest(ctx context.Context, n *node, rep *report, shims *int, before string
 // restTimeout is how long atRest waits.
 const restTimeout = 8 * time.Minute
 
-// runSeries ramps one series through the steps and removes its pods.
-func runSeries(ctx context.Context, o options, client kubernetes.Interface, n *node, spec seriesSpec) (rows []row, err error) {
-	ns := "density-" + strings.ToLower(string(spec.variant))
-	if spec.variant != none {
-		ns += fmt.Sprintf("-%ds", spec.period)
-	}
+// runSeries ramps one series through the steps and removes its pods. With
+// -kill-shim and a RuntimeClass, it kills the shared shim at the last step
+// measured, before removing the pods.
+func runSeries(ctx context.Context, o options, client kubernetes.Interface, n *node, spec seriesSpec) (rows []row, kill *shimKill, err error) {
+	ns := seriesNamespace(spec)
 	set, err := newPodSet(ctx, client, ns)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer func() {
 		logf("%s: deleting its pods", spec)
@@ -432,12 +466,16 @@ func runSeries(ctx context.Context, o options, client kubernetes.Interface, n *n
 	for _, want := range steps {
 		var pods []*v1.Pod
 		for i := have; i < want; i++ {
-			pods = append(pods, benchPod(o, fmt.Sprintf("pod-%04d", i), spec.variant, spec.period, 0, false))
+			pod := benchPod(o, fmt.Sprintf("pod-%04d", i), spec.variant, spec.period, 0, false)
+			if spec.runtimeClass != "" {
+				pod.Spec.RuntimeClassName = &spec.runtimeClass
+			}
+			pods = append(pods, pod)
 		}
 		logf("%s: %d pods (+%d)", spec, want, len(pods))
 		start := time.Now()
 		if err := set.create(ctx, pods); err != nil {
-			return rows, err
+			return rows, nil, err
 		}
 		have = want
 		// About a second per pod start on two cores; a probe variant must
@@ -447,24 +485,66 @@ func runSeries(ctx context.Context, o options, client kubernetes.Interface, n *n
 			return started == want && (spec.variant == none || ready == want)
 		})
 		if ctx.Err() != nil {
-			return rows, ctx.Err()
+			return rows, nil, ctx.Err()
 		}
 		_, started, ready := set.counts()
 		logf("%s: %d started, %d ready after %s%s", spec, started, ready, time.Since(start).Round(time.Second),
 			map[bool]string{false: " (timed out)", true: ""}[up])
 		r, err := measure(ctx, o, client, n, set, spec, want)
 		if err != nil {
-			return rows, err
+			return rows, nil, err
 		}
 		rows = append(rows, r)
-		logf("%s: %d pods: kubelet %.3f, containerd %.3f, shims %.3f, pods %.3f, node %.3f cores; %.0f probes, %.0f failed; ready %.1f%%",
-			spec, want, r.CPU.Kubelet, r.CPU.Containerd, r.CPU.Shims, r.CPU.Pods, r.CPU.Node, r.Probes, r.FailedProbes, 100*r.ReadyShare)
+		logf("%s: %d pods: kubelet %.3f, containerd %.3f, shims %.3f, pods %.3f, node %.3f cores; shims %.0f MiB PSS, %.0f MiB RSS (%s); %.0f probes, %.0f failed; ready %.1f%%",
+			spec, want, r.CPU.Kubelet, r.CPU.Containerd, r.CPU.Shims, r.CPU.Pods, r.CPU.Node, r.Memory.Shims, r.Memory.ShimsRSS,
+			shimCounts(r.Memory.ShimProcesses), r.Probes, r.FailedProbes, 100*r.ReadyShare)
 		if !r.Clean {
 			logf("%s: not clean at %d pods: the series stops here", spec, want)
 			break
 		}
 	}
-	return rows, nil
+	if o.killShim && spec.runtimeClass != "" && len(rows) > 0 {
+		k, err := killSharedShim(ctx, o, n, set, spec, have)
+		if err != nil {
+			return rows, nil, fmt.Errorf("kill -9 of the shared shim: %w", err)
+		}
+		kill = &k
+	}
+	return rows, kill, nil
+}
+
+// seriesNamespace is the namespace of a series' pods, e.g.
+// density-file-1s-shimless.
+func seriesNamespace(spec seriesSpec) string {
+	ns := "density-" + strings.ToLower(string(spec.variant))
+	if spec.variant != none {
+		ns += fmt.Sprintf("-%ds", spec.period)
+	}
+	if spec.runtimeClass != "" {
+		ns += "-" + strings.ReplaceAll(spec.runtimeClass, ".", "-")
+	}
+	return ns
+}
+
+// total sums counts.
+func total(m map[string]int) int {
+	t := 0
+	for _, v := range m {
+		t += v
+	}
+	return t
+}
+
+// shimCounts prints shims by binary, e.g. "1 containerd-shim-shimless-v2".
+func shimCounts(m map[string]int) string {
+	if len(m) == 0 {
+		return "no shim"
+	}
+	var out []string
+	for _, bin := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, fmt.Sprintf("%d %s", m[bin], bin))
+	}
+	return strings.Join(out, ", ")
 }
 
 // deleteTimeout is how long to wait for a namespace's pods to go: not at
@@ -478,7 +558,7 @@ func deleteTimeout(ctx context.Context, o options) time.Duration {
 
 // measure waits for the settling time, then watches one steady-state window.
 func measure(ctx context.Context, o options, client kubernetes.Interface, n *node, set *podSet, spec seriesSpec, want int) (row, error) {
-	r := row{Series: spec.String(), Variant: spec.variant, PeriodSeconds: spec.period, Pods: want}
+	r := row{Series: spec.String(), Variant: spec.variant, PeriodSeconds: spec.period, RuntimeClass: spec.runtimeClass, Pods: want}
 	if err := sleepCtx(ctx, o.settle); err != nil {
 		return r, err
 	}
@@ -708,14 +788,15 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 func printReport(rep report) {
-	fmt.Printf("%-12s %5s %7s %7s %7s %7s %7s %7s %7s %7s %7s %8s %7s %6s\n", "series", "pods", "kubelet", "ctrd", "shims",
-		"pods", "node", "kl-MiB", "ct-MiB", "sh-MiB", "probe/s", "failed", "ready", "clean")
+	fmt.Printf("%-20s %5s %7s %7s %7s %7s %7s %7s %7s %7s %7s %6s %7s %8s %7s %6s\n", "series", "pods", "kubelet", "ctrd", "shims",
+		"pods", "node", "kl-MiB", "ct-MiB", "sh-PSS", "sh-RSS", "#shims", "probe/s", "failed", "ready", "clean")
 	for _, r := range rep.Rows {
-		fmt.Printf("%-12s %5d %7.3f %7.3f %7.3f %7.3f %7.3f %7.0f %7.0f %7.0f %7.1f %8.4f %6.1f%% %6v\n", r.Series, r.Pods,
+		fmt.Printf("%-20s %5d %7.3f %7.3f %7.3f %7.3f %7.3f %7.0f %7.0f %7.0f %7.0f %6d %7.1f %8.4f %6.1f%% %6v\n", r.Series, r.Pods,
 			r.CPU.Kubelet, r.CPU.Containerd, r.CPU.Shims, r.CPU.Pods, r.CPU.Node,
-			r.Memory.Kubelet, r.Memory.Containerd, r.Memory.Shims, r.Probes/r.WindowSeconds, r.FailureRate, 100*r.ReadyShare, r.Clean)
+			r.Memory.Kubelet, r.Memory.Containerd, r.Memory.Shims, r.Memory.ShimsRSS, total(r.Memory.ShimProcesses),
+			r.Probes/r.WindowSeconds, r.FailureRate, 100*r.ReadyShare, r.Clean)
 	}
-	fmt.Println("(CPU in cores, i.e. CPU seconds per second; failed = failed probes / probes)")
+	fmt.Println("(CPU in cores, i.e. CPU seconds per second; shims' CPU with the children they reaped; sh-PSS, sh-RSS summed over the shims; failed = failed probes / probes)")
 	fmt.Println()
 	for _, h := range rep.MaxClean {
 		first := "-"
@@ -743,6 +824,9 @@ func printReport(rep report) {
 	if v := noisyVerdict(rep.Noisy); v != "" {
 		fmt.Println(v)
 	}
+	for _, k := range rep.Kills {
+		fmt.Println(k.summary())
+	}
 	for _, note := range rep.Notes {
 		fmt.Println("note:", note)
 	}
@@ -762,12 +846,12 @@ func printMarkdown(w io.Writer, path string) error {
 	fmt.Fprintf(w, "Date: %s. Machine: %s. Window: %s per step.\n", rep.Date, rep.Info, rep.Window)
 	if len(rep.Rows) > 0 {
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "| series | pods | kubelet | containerd | shims | kubelet+containerd+shims | pods' cgroup | node (all CPUs) | kubelet MiB | containerd MiB | shims MiB | probes/s | failed probes | Ready | clean |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		fmt.Fprintln(w, "| series | pods | kubelet | containerd | shims | kubelet+containerd+shims | pods' cgroup | node (all CPUs) | kubelet MiB | containerd MiB | shims MiB (PSS) | shims MiB (RSS) | shim processes | probes/s | failed probes | Ready | clean |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 		for _, r := range rep.Rows {
-			fmt.Fprintf(w, "| %s | %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.0f | %.0f | %.0f | %.1f | %.2f%% | %.1f%% | %s |\n",
+			fmt.Fprintf(w, "| %s | %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.0f | %.0f | %.0f | %.0f | %s | %.1f | %.2f%% | %.1f%% | %s |\n",
 				r.Series, r.Pods, r.CPU.Kubelet, r.CPU.Containerd, r.CPU.Shims, r.CPU.Kubelet+r.CPU.Containerd+r.CPU.Shims,
-				r.CPU.Pods, r.CPU.Node, r.Memory.Kubelet, r.Memory.Containerd, r.Memory.Shims,
+				r.CPU.Pods, r.CPU.Node, r.Memory.Kubelet, r.Memory.Containerd, r.Memory.Shims, r.Memory.ShimsRSS, shimCounts(r.Memory.ShimProcesses),
 				r.Probes/r.WindowSeconds, 100*r.FailureRate, 100*r.ReadyShare, map[bool]string{true: "yes", false: "**no**"}[r.Clean])
 		}
 		fmt.Fprintln(w)
@@ -818,6 +902,10 @@ func printMarkdown(w io.Writer, path string) error {
 			fmt.Fprintln(w)
 			fmt.Fprintln(w, v)
 		}
+	}
+	if len(rep.Kills) > 0 {
+		fmt.Fprintln(w)
+		printKillsMarkdown(w, rep.Kills)
 	}
 	if len(rep.Notes) > 0 {
 		fmt.Fprintln(w)

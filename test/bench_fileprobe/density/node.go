@@ -37,7 +37,11 @@ const clockTicks = procstat.ClockTicks
 
 // node reads what the node's components cost, from /proc and the pods'
 // cgroups. The kubelet and containerd are found by their pid files; the
-// shims are the containerd-shim processes in containerd's mount namespace.
+// shims are the containerd-shim processes in containerd's mount namespace:
+// every binary whose command starts with shimPrefix. The kernel cuts a
+// command to 15 bytes, so containerd-shim-runc-v2 and
+// containerd-shim-shimless-v2 both run as "containerd-shim" and both count;
+// which binary each one is comes from its /proc/<pid>/exe (shimBinary).
 type node struct {
 	procDir    string // /proc
 	pidsDir    string // hack/local-up-node.sh's pid files
@@ -75,19 +79,27 @@ type sample struct {
 type cpuCores struct {
 	Kubelet    float64 `json:"kubelet"`
 	Containerd float64 `json:"containerd"`
-	Shims      float64 `json:"shims"`
-	Pods       float64 `json:"pods"`
-	Node       float64 `json:"node"`
+	// Shims is the shims' own CPU (all their threads) plus what the children
+	// they reaped used (runc, exec'd probe processes, exited containers):
+	// fields 14-17 of /proc/<pid>/stat. The containers that still run are
+	// not in it (they are in Pods).
+	Shims float64 `json:"shims"`
+	Pods  float64 `json:"pods"`
+	Node  float64 `json:"node"`
 }
 
 // memoryMiB is the memory of each part at one time: resident set of the
-// kubelet and containerd, the proportional set (shared pages split) summed
-// over the shims, and the pods' cgroup RSS.
+// kubelet and containerd, the proportional set (shared pages split) and the
+// resident set summed over the shims, and the pods' cgroup RSS.
 type memoryMiB struct {
 	Kubelet    float64 `json:"kubelet"`
 	Containerd float64 `json:"containerd"`
 	Shims      float64 `json:"shims"`
+	ShimsRSS   float64 `json:"shimsRSS"`
 	Pods       float64 `json:"pods"`
+	// ShimProcesses counts the shims by binary (the base name of their
+	// executable), e.g. {"containerd-shim-shimless-v2": 1}.
+	ShimProcesses map[string]int `json:"shimProcesses,omitempty"`
 }
 
 // pid finds a daemon: by hack/local-up-node.sh's pid file ("<pid> <binary>")
@@ -182,6 +194,16 @@ func (n *node) shims(containerd int) ([]int, error) {
 		return nil, err
 	}
 	return n.processes(func(comm string) bool { return strings.HasPrefix(comm, n.shimPrefix) }, mnt)
+}
+
+// shimBinary is the base name of a process's executable ("?" when it is
+// gone).
+func (n *node) shimBinary(pid int) string {
+	exe, err := os.Readlink(filepath.Join(n.procDir, strconv.Itoa(pid), "exe"))
+	if err != nil {
+		return "?"
+	}
+	return filepath.Base(strings.TrimSuffix(exe, " (deleted)"))
 }
 
 // processes lists the processes whose command matches, in the mount
@@ -280,10 +302,20 @@ func (n *node) memory() (memoryMiB, error) {
 	if err != nil {
 		return m, err
 	}
+	m.ShimProcesses = map[string]int{}
 	for _, pid := range shims {
-		if pss, err := statKey(filepath.Join(n.procDir, strconv.Itoa(pid), "smaps_rollup"), "Pss:"); err == nil {
-			m.Shims += float64(pss) * kib
+		rollup := filepath.Join(n.procDir, strconv.Itoa(pid), "smaps_rollup")
+		pss, err := statKey(rollup, "Pss:")
+		if err != nil {
+			continue // a shim may exit meanwhile
 		}
+		rss, err := statKey(rollup, "Rss:")
+		if err != nil {
+			continue
+		}
+		m.Shims += float64(pss) * kib
+		m.ShimsRSS += float64(rss) * kib
+		m.ShimProcesses[n.shimBinary(pid)]++
 	}
 	var rss int64
 	if n.kubepods.unified != "" {
