@@ -7,10 +7,12 @@
 #                                  containerd and the kubelet
 #   hack/local-up-node.sh down     stop everything it started, remove its state
 #   hack/local-up-node.sh status   what runs, and the node
-#   hack/local-up-node.sh restart kubelet|kube-apiserver
+#   hack/local-up-node.sh restart kubelet|kube-apiserver|containerd
 #                                  restart one component of the running stack
 #                                  with the current environment, e.g.
-#                                  FILEPROBE_GATE=false ... restart kubelet
+#                                  FILEPROBE_GATE=false ... restart kubelet;
+#                                  containerd's shims and containers keep
+#                                  running through its restart
 #   hack/local-up-node.sh ctr ARGS...
 #                                  containerd's ctr on the running stack's
 #                                  containerd, namespace k8s.io (the kubelet's),
@@ -26,11 +28,12 @@
 #   FP_MAX_PODS               the kubelet's maxPods (default 110, as upstream); make bench raises both
 #   FP_CONTAINERD_STATS_PERIOD  how often containerd's CRI plugin polls every shim for CPU stats
 #                             (stats_collect_period; default 1s, containerd's own; make bench sets 10s)
-#   FP_CONTAINERD_NOFILE      containerd's soft RLIMIT_NOFILE (default 1024: systemd's default, as
-#                             containerd.service sets no LimitNOFILE); shims, runc and containers
-#                             start with it. The hard limit is the caller's
 #   FP_SHIMLESS_BIN           containerd-shim-shimless-v2, the runtime handler and RuntimeClass
 #                             shimless (default _output/bin/, built by hack/shimless.sh when missing)
+#   FP_CONTAINERD_NOFILE      containerd's soft RLIMIT_NOFILE (default 1024; the hard limit stays
+#                             ours): what systemd gives containerd 2.x, whose unit sets no
+#                             LimitNOFILE (1024 soft, 524288 hard), so that what the shims
+#                             hand down to containers can be seen against it
 #   FP_KUBELET_V              the kubelet's log verbosity, --v (default 2; 3 adds each probe result
 #                             and each pod status update, 4 each file probe and watch)
 #
@@ -60,6 +63,7 @@ FP_POD_CIDR=${FP_POD_CIDR:-10.244.0.0/24}
 FP_MAX_PODS=${FP_MAX_PODS:-110}
 FP_CONTAINERD_STATS_PERIOD=${FP_CONTAINERD_STATS_PERIOD:-1s}
 FP_KUBELET_V=${FP_KUBELET_V:-2}
+FP_CONTAINERD_NOFILE=${FP_CONTAINERD_NOFILE:-1024}
 FP_SHIMLESS_BIN=${FP_SHIMLESS_BIN:-${FP_OUT}/bin/containerd-shim-shimless-v2}
 
 NODE_NAME=fileprobe-node
@@ -536,10 +540,13 @@ start_scheduler() {
 }
 
 start_containerd() {
-  # As on a systemd node, containerd starts with a low soft limit under a
-  # higher hard one, so that a runtime that passes a raised limit on to its
-  # containers shows (the e2e suite compares the classes' containers).
-  (ulimit -Sn "${FP_CONTAINERD_NOFILE:-1024}" && start containerd "${NODE_BIN}/containerd" --config "${CONF}/containerd.toml")
+  # A soft limit below the hard one, as under systemd: Go programs
+  # (containerd, the shims, runc) raise their own soft limit to the hard one
+  # and hand the original down to what they start, so a container's limit
+  # shows what its shim did (with equal limits, as here by default, it
+  # would not). The e2e suite compares the shimless shim's containers with
+  # runc's.
+  (ulimit -Sn "${FP_CONTAINERD_NOFILE}" && start containerd "${NODE_BIN}/containerd" --config "${CONF}/containerd.toml")
   wait_ready containerd "ctr version" in_ns "${NODE_BIN}/ctr" --address "${CONTAINERD_SOCK}" version
   local image out
   for image in busybox pause; do
@@ -730,7 +737,8 @@ cmd_restart() {
   case "${name}" in
     kubelet) check_bool FILEPROBE_GATE "${FILEPROBE_GATE}" ;;
     kube-apiserver) check_bool APISERVER_FILEPROBE_GATE "${APISERVER_FILEPROBE_GATE}" ;;
-    *) fp::die "usage: $0 restart kubelet|kube-apiserver" ;;
+    containerd) ;;
+    *) fp::die "usage: $0 restart kubelet|kube-apiserver|containerd" ;;
   esac
   local start=${SECONDS}
   stop "${name}"
@@ -744,6 +752,9 @@ cmd_restart() {
       start_apiserver
       wait_ready apiserver-forward "host 127.0.0.1:${FP_APISERVER_PORT}" kubectl_admin get --raw /readyz
       ;;
+    # stop sent SIGTERM: containerd leaves its shims (and so the containers)
+    # running, and reconnects to them when it starts again.
+    containerd) start_containerd ;;
   esac
   fp::log "restarted ${name} in $((SECONDS - start))s (FileContainerProbe: kubelet ${FILEPROBE_GATE}, apiserver ${APISERVER_FILEPROBE_GATE})"
 }
@@ -775,7 +786,7 @@ main() {
       shift
       ctr_k8s "$@"
       ;;
-    *) fp::die "usage: $0 up|down|status|restart kubelet|kube-apiserver|ctr ARGS..." ;;
+    *) fp::die "usage: $0 up|down|status|restart kubelet|kube-apiserver|containerd|ctr ARGS..." ;;
   esac
 }
 

@@ -72,11 +72,34 @@ func TestFileProbes(t *testing.T) {
 		t.Run("the first heartbeat wakes the probe up", testInstantReadiness)
 		t.Run("hostile pods", testHostile)
 		t.Run("kubectl explain", testExplain)
+		// The same scenarios and what a runtime must do, with pods of
+		// RuntimeClass shimless (one shim for all of them), in parallel
+		// with the others: shimless_runtime_test.go.
+		t.Run("shimless", func(t *testing.T) {
+			t.Parallel()
+			t.Run("ready while the file is refreshed, not ready after the writer stops", inShimless(testWriterStops))
+			t.Run("failing liveness probe restarts the container", inShimless(testLivenessRestart))
+			t.Run("startup probe gates the liveness probe", inShimless(testStartupGatesLiveness))
+			t.Run("failing startup probe restarts the container", inShimless(testStartupProbeFails))
+			t.Run("restartable init container with a file probe", inShimless(testSidecar))
+			t.Run("exit codes and restart policies, as with runc", testShimlessExitCodes)
+			t.Run("OOM kill, as with runc", testShimlessOOM)
+			t.Run("kubectl exec", testShimlessExec)
+			t.Run("kubectl logs -f", testShimlessLogsFollow)
+			t.Run("kubectl attach", testShimlessAttach)
+			t.Run("kubectl port-forward", testShimlessPortForward)
+			t.Run("graceful deletion, as with runc", testShimlessGracefulDeletion)
+			t.Run("RLIMIT_NOFILE as with runc", testShimlessNofile)
+		})
 	})
 	t.Run("file probes make no runtime calls", testNoRuntimeCalls)
 	t.Run("kubelet restart", testKubeletRestart)
 	t.Run("gate off on the kubelet", testKubeletGateOff)
 	t.Run("gate off on the apiserver", testAPIServerGateOff)
+	// Each of these counts the processes or files of the shared shim, on a
+	// node where no other shimless pod runs (they wait for it).
+	t.Run("shimless: containerd restart", testShimlessContainerdRestart)
+	t.Run("shimless: 100 pods in waves leave nothing behind", testShimlessWaves)
 	t.Run("many file-probed pods at once", testManyPods)
 	t.Run("RuntimeClass shimless: one shim for all its pods", testShimless)
 }
@@ -575,9 +598,10 @@ func testNoRuntimeCalls(t *testing.T) {
 
 // testKubeletRestart mirrors the "Not Change Container Status" cases of
 // container_lifecycle_test.go: pods with readiness, liveness and startup file
-// probes, one with a sidecar that has all three, are watched during and
-// after a kubelet restart: every state must stay Running, Ready, Started and
-// without a restart. That the probes ran after the restart (and the old
+// probes, one with a sidecar that has all three (and the same in RuntimeClass
+// shimless, whose shared shim and processes must survive too), are watched
+// during and after a kubelet restart: every state must stay Running, Ready,
+// Started and without a restart. That the probes ran after the restart (and the old
 // status did not merely survive) shows in the new kubelet's
 // prober_file_probe_total, which rises, and in this namespace's
 // prober_probe_total, which counts no failure.
@@ -592,7 +616,11 @@ func testKubeletRestart(t *testing.T) {
 		c.LivenessProbe = fileProbe(file, 5, 1, 3)
 	}
 	createPod(t, ns, sidecarPod("all-probes", sidecar, app))
+	// The same pod in RuntimeClass shimless: its shared shim and its
+	// processes must not notice the kubelet's restart either.
+	createPod(t, ns, inClass(sidecarPod("all-probes-shimless", sidecar, app), shimlessClass))
 	waitForPod(t, ns, "all-probes", podTimeout, "Ready", podReady)
+	shimlessAll := waitForPod(t, ns, "all-probes-shimless", podTimeout, "Ready", podReady)
 	// A restarted kubelet keeps the status of the containers that started
 	// more than 10 s before it (kubeletRestartGracePeriod); younger ones
 	// are probed again from scratch (not Started, then Started), for every
@@ -611,6 +639,8 @@ func testKubeletRestart(t *testing.T) {
 		}
 	}
 	time.Sleep(time.Until(youngest.Add(12 * time.Second)))
+	shim := processOf(assertShim(t, shimlessAll, shimlessClass))
+	inits := containerInits(t, []*v1.Pod{shimlessAll})
 
 	check := func(p *v1.Pod) error {
 		if p.Status.Phase != v1.PodRunning || !podReady(p) {
@@ -650,6 +680,14 @@ func testKubeletRestart(t *testing.T) {
 		}
 	}
 	t.Logf("prober_file_probe_total: %v before the restart, %v when it returned, %v 10 s later", before, after, later)
+	if !shim.alive() {
+		t.Errorf("the shared shim %d did not survive the kubelet restart", shim.pid)
+	}
+	for name, p := range inits {
+		if !p.alive() {
+			t.Errorf("shimless container %s: its process %d did not survive the kubelet restart", name, p.pid)
+		}
+	}
 	// Each second, readiness and liveness in two containers of all-probes
 	// and in each survivor: 8 probes.
 	if later-after < 40 {

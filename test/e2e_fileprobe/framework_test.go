@@ -32,6 +32,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -150,6 +151,13 @@ func namespace(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("no default service account in %s: %v", ns.Name, err)
 	}
+	if v, ok := runtimeClasses.Load(t); ok {
+		ct := v.(*classedTest)
+		ct.mu.Lock()
+		ct.namespaces = append(ct.namespaces, ns.Name)
+		ct.mu.Unlock()
+		runtimeClasses.Store(ns.Name, ct.class)
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			dumpNamespace(t, ns.Name)
@@ -236,11 +244,63 @@ func heartbeatPods(t *testing.T, ns, prefix string, n int) []string {
 
 func createPod(t *testing.T, ns string, pod *v1.Pod) *v1.Pod {
 	t.Helper()
+	if class, ok := runtimeClasses.Load(ns); ok && pod.Spec.RuntimeClassName == nil {
+		pod.Spec.RuntimeClassName = ptr.To(class.(string))
+	}
 	created, err := cluster.client.CoreV1().Pods(ns).Create(context.Background(), pod, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("create pod %s: %v", pod.Name, err)
 	}
 	return created
+}
+
+// runtimeClasses maps each test run by withRuntimeClass (its *testing.T) to
+// its *classedTest, and each namespace such a test made (its name) to the
+// RuntimeClass.
+var runtimeClasses sync.Map
+
+// classedTest is a test run by withRuntimeClass: its RuntimeClass and the
+// namespaces it made.
+type classedTest struct {
+	class      string
+	mu         sync.Mutex
+	namespaces []string
+}
+
+// withRuntimeClass runs the test f with every pod it creates through
+// createPod, in every namespace it makes through namespace(t), in the
+// RuntimeClass class (unless the pod names a class itself), so that a
+// scenario written for the default class runs unchanged in another one.
+// Once f returned, while its pods still exist, check is called with them
+// (at least one), to show where they really ran; it is not called when f
+// failed. Only namespaces made with f's own t count, not those of its
+// subtests.
+func withRuntimeClass(class string, f func(*testing.T), check func(t *testing.T, pods []v1.Pod)) func(*testing.T) {
+	return func(t *testing.T) {
+		ct := &classedTest{class: class}
+		runtimeClasses.Store(t, ct)
+		f(t)
+		ct.mu.Lock()
+		namespaces := ct.namespaces
+		ct.mu.Unlock()
+		var pods []v1.Pod
+		for _, ns := range namespaces {
+			list, err := cluster.client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+			if err != nil {
+				t.Fatalf("list pods in %s: %v", ns, err)
+			}
+			for _, p := range list.Items {
+				if c := ptr.Deref(p.Spec.RuntimeClassName, ""); c != class {
+					t.Errorf("pod %s/%s has RuntimeClass %q, want %q", ns, p.Name, c, class)
+				}
+			}
+			pods = append(pods, list.Items...)
+		}
+		if len(pods) == 0 {
+			t.Fatalf("no pod of RuntimeClass %s to check in namespaces %v", class, namespaces)
+		}
+		check(t, pods)
+	}
 }
 
 // waitForPod polls the pod until cond holds, and fails the test with the
