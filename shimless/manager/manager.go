@@ -123,7 +123,7 @@ func (m *Manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (*
 func (m *Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 	k := m.orphans
 	if k == nil {
-		k = &orphanKiller{Kill: cgroupKill}
+		k = &orphanKiller{Kill: cgroupKiller()}
 	}
 	if k.TaskDir == "" {
 		cwd, err := os.Getwd()

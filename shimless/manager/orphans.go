@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -65,7 +66,7 @@ type orphanKiller struct {
 	TaskDir string
 	// Executable is the shim binary (a live shim's children are not orphans).
 	Executable string
-	// Kill kills the container id whose init is pid (cgroupKill by default).
+	// Kill kills the container id whose init is pid (cgroupKiller's by default).
 	Kill func(id string, pid int) error
 }
 
@@ -279,12 +280,11 @@ func parentOf(pid int) (int, error) {
 // cri-containerd-<id>.scope, or .../<id> with cgroupfs): a pid reused since
 // init.pid was written, or a container in no cgroup of its own, is not
 // touched.
-func cgroupKill(id string, pid int) error {
+func cgroupKill(m cgroupMountpoints, id string, pid int) error {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	if err != nil {
 		return err
 	}
-	v2, v1 := cgroupMounts()
 	var v1Dirs []string
 	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		// hierarchy-ID:controller-list:cgroup-path
@@ -293,14 +293,14 @@ func cgroupKill(id string, pid int) error {
 			continue
 		}
 		if parts[0] == "0" && parts[1] == "" {
-			if v2 != "" && os.WriteFile(filepath.Join(v2, parts[2], "cgroup.kill"), []byte("1"), 0) == nil {
+			if m.v2 != "" && os.WriteFile(filepath.Join(m.v2, parts[2], "cgroup.kill"), []byte("1"), 0) == nil {
 				return nil
 			}
 			continue
 		}
 		for _, c := range strings.Split(parts[1], ",") {
-			if m, ok := v1[c]; ok {
-				v1Dirs = append(v1Dirs, filepath.Join(m, parts[2]))
+			if mp, ok := m.v1[c]; ok {
+				v1Dirs = append(v1Dirs, filepath.Join(mp, parts[2]))
 			}
 		}
 	}
@@ -328,14 +328,32 @@ func cgroupKill(id string, pid int) error {
 	return fmt.Errorf("processes left in %s after SIGKILL", procs)
 }
 
+// cgroupKiller is cgroupKill with the host's cgroup mounts read once, when it
+// first kills: a cleanup kills hundreds of containers, and most deletes kill
+// none.
+func cgroupKiller() func(id string, pid int) error {
+	var once sync.Once
+	var m cgroupMountpoints
+	return func(id string, pid int) error {
+		once.Do(func() { m = cgroupMounts() })
+		return cgroupKill(m, id, pid)
+	}
+}
+
+// cgroupMountpoints are the mount points cgroupMounts finds.
+type cgroupMountpoints struct {
+	v2 string
+	v1 map[string]string
+}
+
 // cgroupMounts finds the cgroup v2 mount (/sys/fs/cgroup, or
 // /sys/fs/cgroup/unified on a hybrid host) and each cgroup v1 controller's
 // (by controller, "name=systemd" included) in /proc/self/mountinfo.
-func cgroupMounts() (v2 string, v1 map[string]string) {
-	v1 = map[string]string{}
+func cgroupMounts() (m cgroupMountpoints) {
+	m.v1 = map[string]string{}
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		return "", v1
+		return m
 	}
 	for _, l := range strings.Split(string(b), "\n") {
 		left, right, ok := strings.Cut(l, " - ")
@@ -348,16 +366,16 @@ func cgroupMounts() (v2 string, v1 map[string]string) {
 		}
 		switch rf[0] {
 		case "cgroup2":
-			v2 = lf[4]
+			m.v2 = lf[4]
 		case "cgroup":
 			for _, o := range strings.Split(rf[2], ",") {
 				if o != "rw" && o != "ro" {
-					v1[o] = lf[4]
+					m.v1[o] = lf[4]
 				}
 			}
 		}
 	}
-	return v2, v1
+	return m
 }
 
 // AdoptOrphans is Adopt for the serving shim: its address is that of the
@@ -377,6 +395,6 @@ func AdoptOrphans() (int, error) {
 		return 0, err
 	}
 	exe, _ := os.Executable()
-	k := &orphanKiller{TaskDir: filepath.Dir(cwd), Executable: exe, Kill: cgroupKill}
+	k := &orphanKiller{TaskDir: filepath.Dir(cwd), Executable: exe, Kill: cgroupKiller()}
 	return k.Adopt("unix://" + u.Name)
 }

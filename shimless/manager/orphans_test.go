@@ -40,6 +40,18 @@ func sleeper(t *testing.T) int {
 	return cmd.Process.Pid
 }
 
+// socketDir is a directory for unix sockets, whose paths must be short (108
+// bytes; t.TempDir's may be longer).
+func socketDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "shimless-s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
 // deadSocket leaves a unix socket file nothing listens on, as a shim killed
 // with SIGKILL does.
 func deadSocket(t *testing.T, path string) {
@@ -74,12 +86,7 @@ func writeBundle(t *testing.T, taskDir, id, address string, pid int) {
 }
 
 func TestCleanUpKillsTheDeadShimsContainers(t *testing.T) {
-	// Socket paths must be short (108 bytes).
-	sockDir, err := os.MkdirTemp("", "shimless-s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	sockDir := socketDir(t)
 	dead, live := filepath.Join(sockDir, "dead"), filepath.Join(sockDir, "live")
 	deadSocket(t, dead)
 	l, err := net.Listen("unix", live)
@@ -180,7 +187,7 @@ func TestParentOf(t *testing.T) {
 
 func TestCgroupKillTouchesOnlyTheContainersCgroup(t *testing.T) {
 	pid := sleeper(t)
-	if err := cgroupKill("0123456789abcdef-not-its-container", pid); err == nil {
+	if err := cgroupKiller()("0123456789abcdef-not-its-container", pid); err == nil {
 		t.Fatal("killed a process outside the container's cgroup")
 	}
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
@@ -193,13 +200,13 @@ func TestCgroupKillTouchesOnlyTheContainersCgroup(t *testing.T) {
 // v2, or the unified hierarchy of a hybrid host; the pids controller of
 // cgroup v1), and kills them by the cgroup.
 func TestCgroupKill(t *testing.T) {
-	v2, v1 := cgroupMounts()
+	m := cgroupMounts()
 	hierarchies := map[string]string{}
-	if v2 != "" {
-		hierarchies["cgroup v2 (cgroup.kill)"] = v2
+	if m.v2 != "" {
+		hierarchies["cgroup v2 (cgroup.kill)"] = m.v2
 	}
-	if m, ok := v1["pids"]; ok {
-		hierarchies["cgroup v1 (pids, SIGKILL)"] = m
+	if pids, ok := m.v1["pids"]; ok {
+		hierarchies["cgroup v1 (pids, SIGKILL)"] = pids
 	}
 	if len(hierarchies) == 0 {
 		t.Fatal("no cgroup v2 mount and no cgroup v1 pids controller in /proc/self/mountinfo")
@@ -239,10 +246,11 @@ func TestCgroupKill(t *testing.T) {
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
-			if err := cgroupKill("another-container", pid); err == nil {
+			kill := cgroupKiller()
+			if err := kill("another-container", pid); err == nil {
 				t.Error("killed a process that is not in the container's cgroup")
 			}
-			if err := cgroupKill(id, pid); err != nil {
+			if err := kill(id, pid); err != nil {
 				t.Fatal(err)
 			}
 			select {
@@ -261,11 +269,7 @@ func TestCgroupKill(t *testing.T) {
 }
 
 func TestAdoptKillsWhatDeadInstancesLeft(t *testing.T) {
-	sockDir, err := os.MkdirTemp("", "shimless-s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	sockDir := socketDir(t)
 	sock := filepath.Join(sockDir, "s")
 	l, err := net.Listen("unix", sock) // the new instance
 	if err != nil {
@@ -295,11 +299,7 @@ func TestAdoptKillsWhatDeadInstancesLeft(t *testing.T) {
 }
 
 func TestCleanUpLeavesNoRecordWhenNothingWasLeft(t *testing.T) {
-	sockDir, err := os.MkdirTemp("", "shimless-s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	sockDir := socketDir(t)
 	dead := filepath.Join(sockDir, "dead")
 	deadSocket(t, dead)
 	taskDir := t.TempDir()
