@@ -255,21 +255,8 @@ func TestSBOMIsDeterministic(t *testing.T) {
 		Pins: map[string]string{"k8s.io/kubernetes": "v1.37.1"}}
 	b := binary{Name: "kubectl", SHA256: strings.Repeat("ab", 32), Build: &debug.BuildInfo{GoVersion: "go1.26.8",
 		Main: debug.Module{Path: "k8s.io/kubernetes", Version: "(devel)"}}}
-	write := func() string {
-		d := newDoc(r, "kubectl", b.SHA256)
-		id, err := d.addBinary(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.describes(id)
-		var out bytes.Buffer
-		if err := d.write(&out); err != nil {
-			t.Fatal(err)
-		}
-		return out.String()
-	}
-	a := write()
-	if a != write() {
+	a := binarySBOM(t, r, b)
+	if a != binarySBOM(t, r, b) {
 		t.Fatal("two SBOMs of the same binary differ")
 	}
 	for _, want := range []string{`"created": "2026-11-30T07:46:52Z"`,
@@ -294,7 +281,23 @@ func TestModulesOfTheShim(t *testing.T) {
 	if len(mods) != 2 || mods[0].Version != "v1.37.2+fileprobe.1" || mods[1].Path != "github.com/containerd/containerd/v2" || mods[1].Version != "v2.4.2" {
 		t.Errorf("modules %+v: want the shimless module at the release's version, then containerd v2.4.2", mods)
 	}
-	d := newDoc(r, shim, b.SHA256)
+	sbom := binarySBOM(t, r, b)
+	for _, want := range []string{`"versionInfo": "v2.4.2+shimless.v1.37.2-fileprobe.1"`, "built by hack/shimless.sh"} {
+		if !strings.Contains(sbom, want) {
+			t.Errorf("the shim's SBOM has no %s", want)
+		}
+	}
+	// A module of another repository at (devel) is still an error.
+	b.Build.Main.Path = "github.com/kubelet-fileprobe/kubelet-fileprobe-other"
+	if _, err := r.modules(b); err == nil {
+		t.Error("no error for a (devel) main module that is neither pinned nor this repository's")
+	}
+}
+
+// binarySBOM is the SBOM the release writes for b alone.
+func binarySBOM(t *testing.T, r release, b binary) string {
+	t.Helper()
+	d := newDoc(r, b.Name, b.SHA256)
 	id, err := d.addBinary(b)
 	if err != nil {
 		t.Fatal(err)
@@ -304,14 +307,5 @@ func TestModulesOfTheShim(t *testing.T) {
 	if err := d.write(&out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"versionInfo": "v2.4.2+shimless.v1.37.2-fileprobe.1"`, "built by hack/shimless.sh"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("the shim's SBOM has no %s", want)
-		}
-	}
-	// A module of another repository at (devel) is still an error.
-	b.Build.Main.Path = "github.com/kubelet-fileprobe/kubelet-fileprobe-other"
-	if _, err := r.modules(b); err == nil {
-		t.Error("no error for a (devel) main module that is neither pinned nor this repository's")
-	}
+	return out.String()
 }
