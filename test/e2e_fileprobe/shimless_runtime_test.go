@@ -627,21 +627,11 @@ func testShimlessGracefulDeletion(t *testing.T) {
 	}
 }
 
-// nofile reads the open-file limit (soft, hard) of a process.
+// nofile prints the open-file limits of a process: "soft 1024, hard 20000".
 func nofile(t *testing.T, pid int) string {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "Max open files") {
-			f := strings.Fields(line)
-			return "soft " + f[3] + ", hard " + f[4]
-		}
-	}
-	t.Fatalf("no open-file limit in /proc/%d/limits", pid)
-	return ""
+	soft, hard := openFileLimits(t, pid)
+	return "soft " + soft + ", hard " + hard
 }
 
 // initOf is the first process of a container: the one in its cgroup whose

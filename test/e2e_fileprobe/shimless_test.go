@@ -231,7 +231,19 @@ func descendants(pid int) []int {
 	return out
 }
 
+// openFileLimit is the soft open-file limit of a process.
 func openFileLimit(t *testing.T, pid int) int {
+	t.Helper()
+	soft, _ := openFileLimits(t, pid)
+	n, err := strconv.Atoi(soft)
+	if err != nil {
+		t.Fatalf("/proc/%d/limits: soft open-file limit %q", pid, soft)
+	}
+	return n
+}
+
+// openFileLimits reads the open-file limits (soft, hard) of a process.
+func openFileLimits(t *testing.T, pid int) (soft, hard string) {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
 	if err != nil {
@@ -239,12 +251,12 @@ func openFileLimit(t *testing.T, pid int) int {
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if strings.HasPrefix(line, "Max open files") {
-			soft, _ := strconv.Atoi(strings.Fields(line)[3])
-			return soft
+			f := strings.Fields(line)
+			return f[3], f[4]
 		}
 	}
 	t.Fatalf("no open-file limit in /proc/%d/limits", pid)
-	return 0
+	return "", ""
 }
 
 func openFiles(pid int) int {
