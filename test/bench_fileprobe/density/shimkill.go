@@ -31,6 +31,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/kubernetes/test/bench_fileprobe/procstat"
 )
 
 // sharedShim is the binary of the shim that serves all pods of RuntimeClass
@@ -241,7 +242,7 @@ func (n *node) descendants(root int) (map[int]string, error) {
 		if err != nil {
 			continue // gone meanwhile
 		}
-		ppid, started, err := parentAndStart(raw)
+		ppid, started, err := procstat.ParentAndStart(raw)
 		if err != nil {
 			continue
 		}
@@ -266,7 +267,7 @@ func (n *node) alive(procs map[int]string) map[int]string {
 		if err != nil {
 			continue
 		}
-		if _, s, err := parentAndStart(raw); err == nil && s == started {
+		if _, s, err := procstat.ParentAndStart(raw); err == nil && s == started {
 			out[pid] = started
 		}
 	}
@@ -281,24 +282,6 @@ func (n *node) cmdline(pid int) string {
 		return "(gone)"
 	}
 	return strings.Join(strings.Fields(string(bytes.ReplaceAll(raw, []byte{0}, []byte{' '}))), " ")
-}
-
-// parentAndStart reads the parent pid (field 4) and the start time (field
-// 22, clock ticks since boot) of /proc/<pid>/stat.
-func parentAndStart(raw []byte) (ppid int, start string, err error) {
-	end := bytes.LastIndexByte(raw, ')')
-	if end < 0 {
-		return 0, "", fmt.Errorf("malformed stat %q", raw)
-	}
-	// After "(comm)": field 3 (state) is the first.
-	fields := strings.Fields(string(raw[end+1:]))
-	if len(fields) < 20 {
-		return 0, "", fmt.Errorf("malformed stat %q", raw)
-	}
-	if ppid, err = strconv.Atoi(fields[1]); err != nil {
-		return 0, "", fmt.Errorf("malformed stat %q: %w", raw, err)
-	}
-	return ppid, fields[19], nil
 }
 
 // aliveString prints the survivors at each checkpoint: "5 s: 120, 10 s: 0".

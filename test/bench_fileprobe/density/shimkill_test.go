@@ -63,16 +63,6 @@ func (f fakeProc) add(pid, ppid int, comm, exe string, ticks, start int, pssKiB,
 	}
 }
 
-func TestParentAndStart(t *testing.T) {
-	ppid, start, err := parentAndStart([]byte("42 (a (b) c) S 7 1 1 0 -1 0 0 0 0 0 3 4 5 6 20 0 1 0 98765 0 0\n"))
-	if err != nil || ppid != 7 || start != "98765" {
-		t.Errorf("parentAndStart() = %d, %q, %v; want 7, 98765", ppid, start, err)
-	}
-	if _, _, err := parentAndStart([]byte("42 (x) S 7")); err == nil {
-		t.Error("parentAndStart() of a short stat: no error")
-	}
-}
-
 // Both shim binaries run as "containerd-shim" (the kernel cuts a command to
 // 15 bytes): both count, by binary, and a kill finds only the shared one.
 func TestShimsOfBothBinaries(t *testing.T) {

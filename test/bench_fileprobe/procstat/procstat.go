@@ -33,14 +33,9 @@ const ClockTicks = 100
 // reaped used (utime, stime, cutime, cstime: fields 14-17 of
 // /proc/<pid>/stat).
 func Parse(raw []byte) (comm string, ticks int64, err error) {
-	open, end := bytes.IndexByte(raw, '('), bytes.LastIndexByte(raw, ')')
-	if open < 0 || end < open {
-		return "", 0, fmt.Errorf("malformed stat %q", raw)
-	}
-	// After "(comm)": field 3 (state) is the first.
-	fields := strings.Fields(string(raw[end+1:]))
-	if len(fields) < 15 {
-		return "", 0, fmt.Errorf("malformed stat %q", raw)
+	comm, fields, err := split(raw, 15)
+	if err != nil {
+		return "", 0, err
 	}
 	for _, f := range fields[11:15] {
 		v, err := strconv.ParseInt(f, 10, 64)
@@ -49,5 +44,32 @@ func Parse(raw []byte) (comm string, ticks int64, err error) {
 		}
 		ticks += v
 	}
-	return string(raw[open+1 : end]), ticks, nil
+	return comm, ticks, nil
+}
+
+// ParentAndStart returns a process's parent pid (field 4 of /proc/<pid>/stat)
+// and its start time (field 22, clock ticks since boot).
+func ParentAndStart(raw []byte) (ppid int, start string, err error) {
+	_, fields, err := split(raw, 20)
+	if err != nil {
+		return 0, "", err
+	}
+	if ppid, err = strconv.Atoi(fields[1]); err != nil {
+		return 0, "", fmt.Errorf("malformed stat %q: %w", raw, err)
+	}
+	return ppid, fields[19], nil
+}
+
+// split returns the command of a /proc/<pid>/stat line (which may hold spaces
+// and parentheses) and the fields after it, field 3 (state) first, at least n.
+func split(raw []byte, n int) (comm string, fields []string, err error) {
+	open, end := bytes.IndexByte(raw, '('), bytes.LastIndexByte(raw, ')')
+	if open < 0 || end < open {
+		return "", nil, fmt.Errorf("malformed stat %q", raw)
+	}
+	fields = strings.Fields(string(raw[end+1:]))
+	if len(fields) < n {
+		return "", nil, fmt.Errorf("malformed stat %q", raw)
+	}
+	return string(raw[open+1 : end]), fields, nil
 }

@@ -53,3 +53,13 @@ func TestParse(t *testing.T) {
 		})
 	}
 }
+
+func TestParentAndStart(t *testing.T) {
+	ppid, start, err := ParentAndStart([]byte("42 (a (b) c) S 7 1 1 0 -1 0 0 0 0 0 3 4 5 6 20 0 1 0 98765 0 0\n"))
+	if err != nil || ppid != 7 || start != "98765" {
+		t.Errorf("ParentAndStart() = %d, %q, %v; want 7, 98765", ppid, start, err)
+	}
+	if _, _, err := ParentAndStart([]byte("42 (x) S 7")); err == nil {
+		t.Error("ParentAndStart() of a short stat: no error")
+	}
+}
