@@ -26,6 +26,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/kubernetes/test/bench_fileprobe/procstat"
 	"k8s.io/utils/ptr"
 )
 
@@ -195,26 +196,28 @@ func shimOf(t *testing.T, marker string, shims ...string) int {
 
 // startTime is a process's start time (field 22 of /proc/<pid>/stat), "" when it is gone.
 func startTime(pid int) string {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-	if len(fields) < 20 {
-		return ""
-	}
-	return fields[19]
+	_, start := parentAndStart(pid)
+	return start
 }
 
+// parent is a process's parent pid, 0 when it is gone.
 func parent(pid int) int {
+	ppid, _ := parentAndStart(pid)
+	return ppid
+}
+
+// parentAndStart reads a process's parent pid and start time, zero when it
+// is gone.
+func parentAndStart(pid int) (int, string) {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0
+		return 0, ""
 	}
-	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-	ppid, _ := strconv.Atoi(fields[1])
-	return ppid
+	ppid, start, err := procstat.ParentAndStart(stat)
+	if err != nil {
+		return 0, ""
+	}
+	return ppid, start
 }
 
 func descendants(pid int) []int {
