@@ -40,6 +40,9 @@ const shimlessPods = 10
 // alone: it counts the node's shim processes and kills one.
 func testShimless(t *testing.T) {
 	ns := namespace(t)
+	// Pods of an earlier case still terminating would be in the shared shim
+	// too, and die with it: the counts below are of this case's pods.
+	settled(t, ns)
 	shimless := envOr("FP_SHIMLESS_BIN", filepath.Join(cluster.root, "_output", "bin", "containerd-shim-shimless-v2"))
 	runcShim := filepath.Join(cluster.root, "_output", "node", "bin", "containerd-shim-runc-v2")
 
