@@ -555,6 +555,20 @@ func probeCount(t *testing.T, ns, pod, container, probeType string, match ...str
 	}, match...)...)
 }
 
+// waitProbed waits until the kubelet has counted a successful probe of the
+// given type for the container: cases that measure a steady state start
+// after the probe's initialDelaySeconds.
+func waitProbed(t *testing.T, ns, pod, container, probeType string) {
+	t.Helper()
+	deadline := time.Now().Add(podTimeout)
+	for probeCount(t, ns, pod, container, probeType, `result="successful"`) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no successful %s probe of %s/%s container %s in %v", probeType, ns, pod, container, podTimeout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // forceDelete deletes a pod without grace, for pods whose own grace period
 // is long, so that they do not outlive their test by minutes.
 func forceDelete(t *testing.T, ns, name string) {

@@ -149,9 +149,14 @@ func testLivenessHealthy(t *testing.T) {
 	ns := namespace(t)
 	c := shell("app", heartbeat("probe"))
 	c.LivenessProbe = fileProbe("probe", 3, 1, 1)
+	// As upstream's case, an initial delay: with failureThreshold 1, a first
+	// probe before the shell's first touch (a loaded node takes a while to
+	// get there) would rightly restart the container.
+	c.LivenessProbe.InitialDelaySeconds = 3
 	createPod(t, ns, podWith("healthy", "", c))
 	pod := waitForPod(t, ns, "healthy", podTimeout, "running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
 	id := containerStatus(pod, "app").ContainerID
+	waitProbed(t, ns, "healthy", "app", "Liveness")
 	before := probeCount(t, ns, "healthy", "app", "Liveness", `result="successful"`)
 	start := time.Now()
 	const window = 30 * time.Second
@@ -444,12 +449,14 @@ func testReadinessDuringPreStop(t *testing.T) {
 	c := shell("app", fmt.Sprintf("trap 'exit 0' TERM; while true; do touch %s/probe; sleep 1; done", probeDir))
 	c.ReadinessProbe = fileProbe("probe", 3, 1, 1)
 	c.LivenessProbe = fileProbe("probe", 3, 1, 1)
+	c.LivenessProbe.InitialDelaySeconds = 3 // see testLivenessHealthy
 	c.Lifecycle = &v1.Lifecycle{PreStop: &v1.LifecycleHandler{Sleep: &v1.SleepAction{Seconds: 20}}}
 	pod := podWith("prestop", "", c)
 	pod.Spec.TerminationGracePeriodSeconds = ptr.To[int64](60)
 	createPod(t, ns, pod)
 	forceDelete(t, ns, "prestop")
 	waitForPod(t, ns, "prestop", podTimeout, "Ready", podReady)
+	waitProbed(t, ns, "prestop", "app", "Liveness")
 	if err := cluster.client.CoreV1().Pods(ns).Delete(context.Background(), "prestop", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
