@@ -20,9 +20,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -145,6 +147,7 @@ func (k *orphanKiller) cleanUp(id string) (int, error) {
 		// Nothing left behind (a shim that exited with its last task): leave
 		// nothing behind either.
 		os.Remove(f.Name())
+		os.Remove(RegistryOf(path).Dir) // only when empty
 		return 0, err
 	}
 	record(f, fmt.Sprintf("%s killed %d of the dead shim's containers, first delete %s", instance, killed, id))
@@ -199,29 +202,65 @@ func record(f *os.File, line string) {
 	}
 }
 
-// killOrphans kills every container whose bundle names the shim address and
-// whose init has lost its parent.
+// killOrphans kills every container of the shim at address whose init has
+// lost its parent: those the shim's registry lists, and those whose bundle
+// names the address (tasks of a shim without a registry). It forgets the
+// listed tasks it killed and those whose init is gone.
 func (k *orphanKiller) killOrphans(address string) (int, error) {
-	entries, err := os.ReadDir(k.TaskDir)
-	if err != nil {
-		return 0, err
-	}
-	killed := 0
+	candidates := map[string]int{}
 	var errs []error
+	path, _ := socketPath(address)
+	reg := RegistryOf(path)
+	listed, err := reg.Tasks()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for id, pid := range listed {
+		candidates[id] = pid
+	}
+	entries, err := os.ReadDir(k.TaskDir)
+	if err != nil && !os.IsNotExist(err) {
+		errs = append(errs, err)
+	}
 	for _, e := range entries {
 		bundle := filepath.Join(k.TaskDir, e.Name())
 		if !e.IsDir() || bundleAddress(bundle) != address {
 			continue
 		}
-		pid, err := readPid(filepath.Join(bundle, "init.pid"))
-		if err != nil || !k.orphan(pid) {
+		if pid, err := readPid(filepath.Join(bundle, "init.pid")); err == nil {
+			candidates[e.Name()] = pid
+		}
+	}
+	forget := func(id string) {
+		if _, ok := listed[id]; ok {
+			_ = reg.Remove(id)
+		}
+	}
+	ids := make([]string, 0, len(candidates))
+	for id := range candidates {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	killed := 0
+	for _, id := range ids {
+		pid := candidates[id]
+		if _, err := parentOf(pid); errors.Is(err, fs.ErrNotExist) {
+			forget(id)
 			continue
 		}
-		if err := k.Kill(e.Name(), pid); err != nil {
-			errs = append(errs, fmt.Errorf("%s (pid %d): %w", e.Name(), pid, err))
+		if !k.orphan(pid) {
 			continue
 		}
-		killed++
+		switch err := k.Kill(id, pid); {
+		case errors.Is(err, errNotContainer):
+			// The pid was reused by a process of no container of this id.
+			forget(id)
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s (pid %d): %w", id, pid, err))
+		default:
+			forget(id)
+			killed++
+		}
 	}
 	return killed, errors.Join(errs...)
 }
@@ -272,6 +311,10 @@ func parentOf(pid int) (int, error) {
 	return strconv.Atoi(fields[1])
 }
 
+// errNotContainer is cgroupKill's error for a process in no cgroup named
+// after the container: not the container's init (a reused pid).
+var errNotContainer = errors.New("the process is in no cgroup of the container")
+
 // cgroupKill kills every process of container id, whose init is pid, by its
 // cgroup: one write to cgroup.kill where the container has a cgroup v2
 // (unified, or the unified hierarchy of a hybrid host; Linux 5.14), else
@@ -286,12 +329,14 @@ func cgroupKill(m cgroupMountpoints, id string, pid int) error {
 		return err
 	}
 	var v1Dirs []string
+	named := false
 	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		// hierarchy-ID:controller-list:cgroup-path
 		parts := strings.SplitN(l, ":", 3)
 		if len(parts) != 3 || !strings.Contains(parts[2], id) {
 			continue
 		}
+		named = true
 		if parts[0] == "0" && parts[1] == "" {
 			if m.v2 != "" && os.WriteFile(filepath.Join(m.v2, parts[2], "cgroup.kill"), []byte("1"), 0) == nil {
 				return nil
@@ -304,8 +349,11 @@ func cgroupKill(m cgroupMountpoints, id string, pid int) error {
 			}
 		}
 	}
+	if !named {
+		return fmt.Errorf("process %d, container %s: %w", pid, id, errNotContainer)
+	}
 	if len(v1Dirs) == 0 {
-		return fmt.Errorf("process %d is in no cgroup of container %s", pid, id)
+		return fmt.Errorf("process %d of container %s: no cgroup.kill, no cgroup v1 hierarchy mounted", pid, id)
 	}
 	// Processes may fork while they are killed: read again until it is empty.
 	procs := filepath.Join(v1Dirs[0], "cgroup.procs")
@@ -382,13 +430,9 @@ func cgroupMounts() (m cgroupMountpoints) {
 // listening socket containerd's manager hands it as fd 3, the task directory
 // the parent of its working directory (the bundle of its first task).
 func AdoptOrphans() (int, error) {
-	sa, err := unix.Getsockname(3)
+	socket, err := servingSocket()
 	if err != nil {
-		return 0, fmt.Errorf("the listening socket (fd 3): %w", err)
-	}
-	u, ok := sa.(*unix.SockaddrUnix)
-	if !ok || !filepath.IsAbs(u.Name) {
-		return 0, fmt.Errorf("fd 3 is no unix socket with a path: %#v", sa)
+		return 0, err
 	}
 	cwd, err := os.Getwd()
 	if err != nil {
@@ -396,5 +440,5 @@ func AdoptOrphans() (int, error) {
 	}
 	exe, _ := os.Executable()
 	k := &orphanKiller{TaskDir: filepath.Dir(cwd), Executable: exe, Kill: cgroupKiller()}
-	return k.Adopt("unix://" + u.Name)
+	return k.Adopt("unix://" + socket)
 }

@@ -304,12 +304,18 @@ func TestCleanUpLeavesNoRecordWhenNothingWasLeft(t *testing.T) {
 	deadSocket(t, dead)
 	taskDir := t.TempDir()
 	writeBundle(t, taskDir, "deleted-already", "unix://"+dead, 0x3fffffff)
+	if err := RegistryOf(dead).Add("deleted-already", 0x3fffffff); err != nil {
+		t.Fatal(err)
+	}
 	k := &orphanKiller{TaskDir: taskDir, Executable: "/x", Kill: func(string, int) error { return nil }}
 	if n, err := k.cleanUp("deleted-already"); n != 0 || err != nil {
 		t.Fatalf("killed %d, %v", n, err)
 	}
 	if _, err := os.Stat(dead + cleanupSuffix); !os.IsNotExist(err) {
 		t.Errorf("a shim that left nothing behind got a cleanup record: %v", err)
+	}
+	if _, err := os.Stat(RegistryOf(dead).Dir); !os.IsNotExist(err) {
+		t.Errorf("a shim that left nothing behind left its task registry: %v", err)
 	}
 	if n, err := k.Adopt("unix://" + dead); n != 0 || err != nil {
 		t.Fatalf("Adopt: killed %d, %v", n, err)

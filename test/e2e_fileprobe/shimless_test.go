@@ -139,6 +139,20 @@ func testShimless(t *testing.T) {
 		} else {
 			t.Logf("cleanup after the kill: %s", strings.TrimSpace(string(b)))
 		}
+		// The new shim's task list (shimless/manager/registry.go) names its
+		// own live tasks only: the dead instance's are forgotten.
+		entries, _ := filepath.Glob(fmt.Sprintf("/proc/%d/root/run/containerd/s/*.shimless-tasks/*", shims[0]))
+		var stale []string
+		for _, e := range entries {
+			b, _ := os.ReadFile(e)
+			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+			if err != nil || parent(pid) != shims[0] {
+				stale = append(stale, fmt.Sprintf("%s (pid %q, parent %d)", filepath.Base(e), b, parent(pid)))
+			}
+		}
+		if len(entries) < 2*shimlessPods || len(stale) > 0 {
+			t.Errorf("the new shim lists %d tasks, want %d or more; not its children: %q", len(entries), 2*shimlessPods, stale)
+		}
 	}
 	pod := waitForPod(t, ns, "own", podTimeout, "Ready", podReady)
 	if s := containerStatus(pod, "app"); s.RestartCount != 0 {

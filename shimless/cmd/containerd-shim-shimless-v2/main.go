@@ -22,6 +22,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/manager"
 	_ "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/task/plugin"
@@ -30,6 +31,7 @@ import (
 	"github.com/containerd/log"
 	"github.com/containerd/plugin"
 	"github.com/containerd/plugin/registry"
+	"github.com/containerd/ttrpc"
 
 	shimless "github.com/kubelet-fileprobe/kubelet-fileprobe/shimless/manager"
 )
@@ -85,5 +87,27 @@ func main() {
 			return shimless.NewLimiter(shimless.RuncCallLimit), nil
 		},
 	})
+	// The serving shim lists the tasks it serves beside its socket (see
+	// shimless.Registry), for the cleanups after its death.
+	registry.Register(&plugin.Registration{
+		Type: plugins.InternalPlugin,
+		ID:   "shimless-task-registry",
+		InitFn: func(ic *plugin.InitContext) (any, error) {
+			l := log.G(ic.Context)
+			r, err := shimless.ServingRegistry()
+			if err != nil {
+				// Serve without: the cleanups still find tasks by bundle.
+				l.WithError(err).Warn("shimless: no task registry")
+				return nil, fmt.Errorf("no task registry: %w", plugin.ErrSkipPlugin)
+			}
+			return taskRegistry{r.UnaryServerInterceptor(func(format string, args ...any) { l.Warnf(format, args...) })}, nil
+		},
+	})
 	shim.RunShim(context.Background(), shimless.New(manager.NewShimManager("io.containerd.runc.v2")))
 }
+
+// taskRegistry is the registry's interceptor as a shim plugin
+// (shim.TTRPCServerUnaryOptioner).
+type taskRegistry struct{ intercept ttrpc.UnaryServerInterceptor }
+
+func (r taskRegistry) UnaryServerInterceptor() ttrpc.UnaryServerInterceptor { return r.intercept }
