@@ -34,7 +34,9 @@ limitations under the License.
 // of its own before it delegates. Everything else (the socket, reuse of a
 // running shim, the shim cgroup, OOM score, the task service, Stop, Info) is
 // containerd's code, unchanged, but for one addition to Stop (orphans.go):
-// the cleanup after a dead shared shim kills all its containers at once. The alternatives were worse:
+// the cleanup after a dead shared shim kills all its containers at once; and
+// Start returns a running shim's address itself when containerd's manager
+// would give up on reaching it too soon (see Start). The alternatives were worse:
 //   - re-implementing Start with another key means copying ~100 lines of the
 //     manager (socket creation, re-exec, cgroups), which must not be done and
 //     would drift from the pinned version;
@@ -63,12 +65,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"syscall"
+	"time"
 
 	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	"github.com/containerd/containerd/api/types/runc/options"
+	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/log"
 	"google.golang.org/protobuf/proto"
@@ -111,7 +118,43 @@ func (m *Manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (*
 	if err := SetAnnotation(filepath.Join(bundle, "config.json"), GroupAnnotation, key); err != nil {
 		return nil, fmt.Errorf("shimless: set %s in the bundle's spec: %w", GroupAnnotation, err)
 	}
+	// containerd's manager returns the running shim's address only if it
+	// can connect to it within 100 ms (shim.CanConnect); otherwise it
+	// replaces the socket of the live shim and starts a second one. A node
+	// busy enough (a load of 40 on 2 cores while 300 pods start, make bench)
+	// misses those 100 ms, and the group splits: two shims, the first one's
+	// socket gone. So Start asks first, patiently, and returns the running
+	// shim's address itself, as containerd's manager does when it reaches
+	// it (protocol ttrpc, version 3).
+	socketDir := params.GetSocketDir()
+	if socketDir == "" {
+		socketDir = filepath.Join(defaults.DefaultStateDir, "s")
+	}
+	if address, err := shim.CreateSocketAddress(ctx, socketDir, params.GetContainerdGrpcAddress(), key, false); err == nil && serving(address, servingTimeout) {
+		return &bootapi.BootstrapResult{Version: 3, Protocol: "ttrpc", Address: address}, nil
+	}
 	return m.Shim.Start(ctx, params)
+}
+
+// servingTimeout is how long Start waits to connect to a running shim.
+const servingTimeout = 3 * time.Second
+
+// serving tells whether a shim listens at address: a connection made, or one
+// not made within timeout (a shim whose backlog is full, or a node too busy
+// to connect in time, is alive), as opposed to no socket or a refused
+// connection (a dead shim's socket).
+func serving(address string, timeout time.Duration) bool {
+	path, ok := socketPath(address)
+	if !ok {
+		return false
+	}
+	c, err := net.DialTimeout("unix", path, timeout)
+	if err == nil {
+		c.Close()
+		return true
+	}
+	var ne net.Error
+	return (errors.As(err, &ne) && ne.Timeout()) || errors.Is(err, syscall.EAGAIN)
 }
 
 // Stop is the shim's `delete`, which containerd runs for each task of a

@@ -20,14 +20,17 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/api/types/runc/options"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/typeurl/v2"
 )
@@ -206,3 +209,73 @@ func TestStartFailsWithoutSpec(t *testing.T) {
 		t.Errorf("Start without config.json: err %v, delegated %d times; want an error and no delegation", err, f.calls)
 	}
 }
+
+// TestStartReturnsTheRunningShim: Start hands containerd the address of the
+// group's running shim itself (containerd's manager would start a second
+// shim when it cannot connect within 100 ms), and delegates when no shim
+// answers there.
+func TestStartReturnsTheRunningShim(t *testing.T) {
+	ctx := namespaces.WithNamespace(context.Background(), "k8s.io")
+	opts := &options.Options{BinaryName: "/node/bin/runc"}
+	f := &fake{bundle: bundle(t, "pod-a")}
+	m := &Manager{Shim: f, Executable: "/node/bin/containerd-shim-shimless-v2", Bundle: f.bundle}
+	p := params(t, opts)
+	p.SocketDir = ptrTo(socketDir(t))
+	p.ContainerdGrpcAddress = "/run/containerd/containerd.sock"
+	key, err := m.Key(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	address, err := shim.CreateSocketAddress(ctx, p.GetSocketDir(), p.ContainerdGrpcAddress, key, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, _ := socketPath(address)
+
+	// No shim yet: containerd's manager starts one.
+	if r, err := m.Start(ctx, p); err != nil || f.calls != 1 || r.Address != "unix:///x" {
+		t.Fatalf("no shim running: %v, %v, %d delegated; want containerd's Start", r, err, f.calls)
+	}
+	// A shim serves the group: its address, without containerd's Start.
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := m.Start(ctx, p)
+	if err != nil || f.calls != 1 || r.GetAddress() != address || r.GetProtocol() != "ttrpc" || r.GetVersion() != 3 {
+		t.Fatalf("a shim running: %v, %v, %d delegated; want %s (ttrpc, version 3), not delegated", r, err, f.calls, address)
+	}
+	// Its socket left by a dead shim: containerd's Start replaces it.
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	if r, err := m.Start(ctx, p); err != nil || f.calls != 2 || r.Address != "unix:///x" {
+		t.Fatalf("a dead shim's socket: %v, %v, %d delegated; want containerd's Start", r, err, f.calls)
+	}
+}
+
+func TestServing(t *testing.T) {
+	dir := socketDir(t)
+	live, dead := filepath.Join(dir, "live"), filepath.Join(dir, "dead")
+	l, err := net.Listen("unix", live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	deadSocket(t, dead)
+	for _, c := range []struct {
+		address string
+		want    bool
+	}{
+		{"unix://" + live, true},
+		{"unix://" + dead, false},
+		{"unix://" + filepath.Join(dir, "none"), false},
+		{"vsock://3:1024", false},
+		{"relative", false},
+	} {
+		if got := serving(c.address, time.Second); got != c.want {
+			t.Errorf("serving(%q) = %v, want %v", c.address, got, c.want)
+		}
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
