@@ -7,7 +7,7 @@
 
 SHELL := /usr/bin/env bash
 
-.PHONY: all build shimless tree test verify verify-patches unit-test e2e bench release export-patches local-up local-down local-status clean help
+.PHONY: all build shimless upstream tree test verify verify-patches unit-test e2e bench release export-patches local-up local-down local-status clean help
 
 all: build shimless
 
@@ -18,6 +18,10 @@ build:
 ## shimless: build containerd-shim-shimless-v2 (shimless/, its own Go module) into _output/bin; see docs/shimless.md
 shimless:
 	hack/shimless.sh
+
+## upstream: build upstream's kubelet, kube-apiserver, kube-controller-manager, kube-scheduler (unpatched, the pinned version) from the tree's baseline into _output/upstream/bin, for mixed-version local clusters; cached
+upstream:
+	hack/build-upstream.sh
 
 ## tree: assemble _output/kubernetes only (pinned upstream + patches/ + new files)
 tree:
