@@ -126,6 +126,9 @@ KUBELET_KIND=ours               # ours, ours-gate-on, ours-gate-off or upstream
 NODES_DIR="${STATE}/nodes"      # nodes 2..N
 CP_NET_NS="${NET_NS}"           # the control plane's network namespace (node 1's)
 CP_NODE_IP="${NODE_IP}"
+# With several nodes, the pods' default route (through their node's cni0)
+# takes them to the other nodes' pods; one node needs none.
+POD_ROUTES=""
 
 # --- Helpers -----------------------------------------------------------------
 
@@ -481,7 +484,7 @@ EOF
   "name": "fileprobe",
   "plugins": [
     {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-     "ipam": {"type": "host-local", "ranges": [[{"subnet": "${FP_POD_CIDR}"}]], "dataDir": "${DATA}/cni-ipam"}},
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "${FP_POD_CIDR}"}]]${POD_ROUTES}, "dataDir": "${DATA}/cni-ipam"}},
     {"type": "portmap", "capabilities": {"portMappings": true}}
   ]
 }
@@ -918,6 +921,7 @@ cmd_up() {
   local start=${SECONDS}
   down
   install_all
+  if ((nodes > 1)); then POD_ROUTES=', "routes": [{"dst": "0.0.0.0/0"}]'; fi
   if socat -u OPEN:/dev/null "TCP:127.0.0.1:${FP_APISERVER_PORT}" 2>/dev/null; then
     fp::die "127.0.0.1:${FP_APISERVER_PORT} is taken on the host; set FP_APISERVER_PORT"
   fi
