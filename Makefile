@@ -7,7 +7,7 @@
 
 SHELL := /usr/bin/env bash
 
-.PHONY: all build shimless tree test verify verify-patches unit-test e2e bench release export-patches local-up local-down local-status clean help
+.PHONY: all build shimless upstream tree test verify verify-patches unit-test e2e e2e-skew bench release export-patches local-up local-down local-status clean help
 
 all: build shimless
 
@@ -18,6 +18,10 @@ build:
 ## shimless: build containerd-shim-shimless-v2 (shimless/, its own Go module) into _output/bin; see docs/shimless.md
 shimless:
 	hack/shimless.sh
+
+## upstream: build upstream's kubelet, kube-apiserver, kube-controller-manager, kube-scheduler (unpatched, the pinned version) from the tree's baseline into _output/upstream/bin, for mixed-version local clusters; cached
+upstream:
+	hack/build-upstream.sh
 
 ## tree: assemble _output/kubernetes only (pinned upstream + patches/ + new files)
 tree:
@@ -50,6 +54,10 @@ export-patches:
 ## e2e: the end-to-end suite (test/e2e_fileprobe) on the local cluster: up, run, down (part of make test)
 e2e:
 	hack/e2e.sh
+
+## e2e-skew: the version-skew suite (test/e2e_skew) on a local cluster of 3 nodes: our kubelet gate on, gate off, upstream's (FP_NODE_KUBELETS): up, run, down
+e2e-skew:
+	hack/e2e-skew.sh
 
 ## bench: per-probe cost, node cost at density, readiness latency and a noisy neighbour's cost on the local cluster (_output/bench/; docs/benchmarks.md)
 bench:

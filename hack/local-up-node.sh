@@ -7,12 +7,17 @@
 #                                  containerd and the kubelet
 #   hack/local-up-node.sh down     stop everything it started, remove its state
 #   hack/local-up-node.sh status   what runs, and the node
-#   hack/local-up-node.sh restart kubelet|kube-apiserver|containerd
+#   hack/local-up-node.sh restart kubelet|kube-apiserver|containerd [NODE]
 #                                  restart one component of the running stack
 #                                  with the current environment, e.g.
 #                                  FILEPROBE_GATE=false ... restart kubelet;
 #                                  containerd's shims and containers keep
-#                                  running through its restart
+#                                  running through its restart. NODE (kubelet,
+#                                  containerd) names another node of a
+#                                  multi-node stack, e.g. fileprobe-node-2;
+#                                  FP_NODE_KUBELET (ours, ours-gate-on,
+#                                  ours-gate-off, upstream; default ours, with
+#                                  FILEPROBE_GATE) says which kubelet it runs
 #   hack/local-up-node.sh ctr ARGS...
 #                                  containerd's ctr on the running stack's
 #                                  containerd, namespace k8s.io (the kubelet's),
@@ -36,6 +41,24 @@
 #                             hand down to containers can be seen against it
 #   FP_KUBELET_V              the kubelet's log verbosity, --v (default 2; 3 adds each probe result
 #                             and each pod status update, 4 each file probe and watch)
+#
+# Several nodes, and upstream binaries beside ours (docs/local-node.md, "Several nodes"):
+#   FP_NODES                  how many nodes (default 1, or as many as FP_NODE_KUBELETS names).
+#                             Node 1, fileprobe-node, is the single node's: in the control plane's
+#                             namespaces. Node N >= 2, fileprobe-node-N, has namespaces, a
+#                             containerd, a root dir, a cgroup root (fileprobe-local-N) and state
+#                             (_output/local/nodes/fileprobe-node-N/) of its own, node IP
+#                             10.245.0.N and pods in 10.246.N.0/24, and a veth to the control
+#                             plane's network namespace, which routes between the nodes
+#   FP_NODE_KUBELETS          the kubelet of each node, in order, one word each: ours (our kubelet,
+#                             FileContainerProbe as FILEPROBE_GATE says), ours-gate-on,
+#                             ours-gate-off, upstream (FP_UPSTREAM_BIN/kubelet; no feature gate
+#                             set). Default: ours on every node
+#   FP_UPSTREAM_COMPONENTS    control-plane components to run from FP_UPSTREAM_BIN instead of
+#                             FP_BIN, without the FileContainerProbe gate: any of kube-apiserver,
+#                             kube-controller-manager, kube-scheduler (default none)
+#   FP_UPSTREAM_BIN           upstream's binaries of the pinned version (default _output/upstream/bin,
+#                             built by hack/build-upstream.sh)
 #
 # Every daemon runs in one private mount namespace and one private network
 # namespace, both persisted as bind mounts under _output/local/ns/. Inside
@@ -65,6 +88,10 @@ FP_CONTAINERD_STATS_PERIOD=${FP_CONTAINERD_STATS_PERIOD:-1s}
 FP_KUBELET_V=${FP_KUBELET_V:-2}
 FP_CONTAINERD_NOFILE=${FP_CONTAINERD_NOFILE:-1024}
 FP_SHIMLESS_BIN=${FP_SHIMLESS_BIN:-${FP_OUT}/bin/containerd-shim-shimless-v2}
+FP_UPSTREAM_BIN=${FP_UPSTREAM_BIN:-${FP_OUT}/upstream/bin}
+FP_UPSTREAM_COMPONENTS=${FP_UPSTREAM_COMPONENTS:-}
+FP_NODE_KUBELETS=${FP_NODE_KUBELETS:-}
+FP_NODES=${FP_NODES:-}
 
 NODE_NAME=fileprobe-node
 NODE_IP=10.245.0.1         # on lo of the private netns (the kubelet refuses 127.0.0.1)
@@ -91,6 +118,18 @@ CONTAINERD_SOCK=/run/containerd/containerd.sock   # inside the mount namespace (
 # In start order.
 DAEMONS=(etcd kube-apiserver apiserver-forward kube-controller-manager kube-scheduler containerd kubelet)
 
+# The node whose settings the functions below use: node 1 (the settings
+# above) unless node_env switched to another one (in a subshell).
+NODE_INDEX=1
+NODE_SUFFIX=""                  # of its daemons' names (containerd, kubelet), certificates and pids
+KUBELET_KIND=ours               # ours, ours-gate-on, ours-gate-off or upstream
+NODES_DIR="${STATE}/nodes"      # nodes 2..N
+CP_NET_NS="${NET_NS}"           # the control plane's network namespace (node 1's)
+CP_NODE_IP="${NODE_IP}"
+# With several nodes, the pods' default route (through their node's cni0)
+# takes them to the other nodes' pods; one node needs none.
+POD_ROUTES=""
+
 # --- Helpers -----------------------------------------------------------------
 
 # in_ns CMD... runs CMD inside the stack's mount and network namespaces.
@@ -107,6 +146,104 @@ ns_inode() { stat -L -c %i "$1" 2>/dev/null || true; }
 
 check_bool() {
   [[ "$2" == true || "$2" == false ]] || fp::die "$1 must be true or false, not '$2'"
+}
+
+# --- Nodes and binaries ------------------------------------------------------------
+
+# node_count prints how many nodes the stack has: FP_NODES, or as many as
+# FP_NODE_KUBELETS names, or 1.
+node_count() {
+  local -a kinds
+  read -r -a kinds <<< "${FP_NODE_KUBELETS}"
+  if [[ -n "${FP_NODES}" ]]; then
+    if ! [[ "${FP_NODES}" =~ ^[1-9][0-9]*$ ]] || ((FP_NODES > 200)); then
+      fp::die "FP_NODES must be 1..200, not '${FP_NODES}'"
+    fi
+    ((${#kinds[@]} == 0 || ${#kinds[@]} == FP_NODES)) ||
+      fp::die "FP_NODE_KUBELETS names ${#kinds[@]} kubelets, FP_NODES says ${FP_NODES} nodes"
+    echo "${FP_NODES}"
+  elif ((${#kinds[@]} > 0)); then
+    echo "${#kinds[@]}"
+  else
+    echo 1
+  fi
+}
+
+# node_kind I prints which kubelet node I runs (FP_NODE_KUBELETS; default ours).
+node_kind() {
+  local -a kinds
+  read -r -a kinds <<< "${FP_NODE_KUBELETS}"
+  echo "${kinds[$(($1 - 1))]:-ours}"
+}
+
+# set_kubelet_kind KIND makes the current node's kubelet KIND: sets
+# KUBELET_KIND and, for our kubelet, FILEPROBE_GATE.
+set_kubelet_kind() {
+  case "$1" in
+    ours) check_bool FILEPROBE_GATE "${FILEPROBE_GATE}" ;;
+    ours-gate-on) FILEPROBE_GATE=true ;;
+    ours-gate-off) FILEPROBE_GATE=false ;;
+    upstream) ;;
+    *) fp::die "a node's kubelet is ours, ours-gate-on, ours-gate-off or upstream, not '$1'" ;;
+  esac
+  KUBELET_KIND=$1
+}
+
+# kubelet_desc prints the current node's kubelet, for the logs.
+kubelet_desc() {
+  if [[ "${KUBELET_KIND}" == upstream ]]; then echo "upstream kubelet"; else echo "our kubelet, FileContainerProbe=${FILEPROBE_GATE}"; fi
+}
+
+kubelet_bin() {
+  if [[ "${KUBELET_KIND}" == upstream ]]; then echo "${FP_UPSTREAM_BIN}/kubelet"; else echo "${FP_BIN}/kubelet"; fi
+}
+
+# is_upstream COMPONENT: FP_UPSTREAM_COMPONENTS names COMPONENT.
+is_upstream() { [[ " ${FP_UPSTREAM_COMPONENTS} " == *" $1 "* ]]; }
+
+# component_bin COMPONENT prints the control-plane binary to run: upstream's or ours.
+component_bin() {
+  if is_upstream "$1"; then echo "${FP_UPSTREAM_BIN}/$1"; else echo "${FP_BIN}/$1"; fi
+}
+
+check_upstream_components() {
+  local c
+  for c in ${FP_UPSTREAM_COMPONENTS}; do
+    case "${c}" in
+      kube-apiserver | kube-controller-manager | kube-scheduler) ;;
+      *) fp::die "FP_UPSTREAM_COMPONENTS: '${c}' is none of kube-apiserver, kube-controller-manager, kube-scheduler" ;;
+    esac
+  done
+}
+
+# node_env I switches the node settings to node I >= 2 (call it in a subshell).
+node_env() {
+  NODE_INDEX=$1
+  NODE_NAME="fileprobe-node-$1"
+  NODE_SUFFIX="-node-$1"
+  NODE_IP="10.245.0.$1"
+  FP_POD_CIDR="10.246.$1.0/24"
+  CGROUP_ROOT="fileprobe-local-$1"
+  local dir="${NODES_DIR}/${NODE_NAME}"
+  NS_DIR="${dir}/ns"
+  MNT_NS="${NS_DIR}/mnt"
+  NET_NS="${NS_DIR}/net"
+  CONF="${dir}/etc"
+  DATA="${dir}/data"
+}
+
+# extra_nodes prints the index of every node >= 2 that has state or a cgroup
+# root (those of a previous up, whatever FP_NODES says now).
+extra_nodes() {
+  local d
+  {
+    for d in "${NODES_DIR}"/fileprobe-node-*; do
+      [[ -d "${d}" ]] && echo "${d##*-}"
+    done
+    for d in /sys/fs/cgroup/*/fileprobe-local-*; do
+      [[ -d "${d}" ]] && echo "${d##*-}"
+    done
+  } | grep -E '^[0-9]+$' | sort -nu || true
 }
 
 # --- Install (cached under _output/node/) ------------------------------------
@@ -224,6 +361,16 @@ install_all() {
   for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do
     [[ -x "${FP_BIN}/${b}" ]] || fp::die "${FP_BIN}/${b} is missing (make local-up builds what is missing), or set FP_BIN"
   done
+  local -a upstream
+  read -r -a upstream <<< "${FP_UPSTREAM_COMPONENTS}"
+  local i
+  for ((i = 1; i <= $(node_count); i++)); do
+    if [[ "$(node_kind "${i}")" == upstream ]]; then upstream+=(kubelet); break; fi
+  done
+  for b in "${upstream[@]}"; do
+    [[ -x "${FP_UPSTREAM_BIN}/${b}" ]] ||
+      fp::die "${FP_UPSTREAM_BIN}/${b} is missing (hack/build-upstream.sh builds it), or set FP_UPSTREAM_BIN"
+  done
 }
 
 # --- PKI and configuration -----------------------------------------------------
@@ -254,23 +401,30 @@ make_pki() {
   cert admin "/O=system:masters/CN=fileprobe-admin" clientAuth
   cert controller-manager "/CN=system:kube-controller-manager" clientAuth
   cert scheduler "/CN=system:kube-scheduler" clientAuth
-  cert kubelet-client "/O=system:nodes/CN=system:node:${NODE_NAME}" clientAuth
-  cert kubelet-serving "/CN=${NODE_NAME}" serverAuth "IP:${NODE_IP},IP:127.0.0.1,DNS:${NODE_NAME},DNS:localhost"
+  node_certs
   openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "${PKI}/sa.key" 2>/dev/null
   openssl pkey -in "${PKI}/sa.key" -pubout -out "${PKI}/sa.pub" 2>/dev/null
   chmod 0600 "${PKI}"/*.key
 }
 
-# kubeconfig FILE CERT_NAME writes a self-contained kubeconfig for pki/CERT_NAME.
+# node_certs issues the current node's kubelet client and serving certificates.
+node_certs() {
+  cert "kubelet-client${NODE_SUFFIX}" "/O=system:nodes/CN=system:node:${NODE_NAME}" clientAuth
+  cert "kubelet-serving${NODE_SUFFIX}" "/CN=${NODE_NAME}" serverAuth "IP:${NODE_IP},IP:127.0.0.1,DNS:${NODE_NAME},DNS:localhost"
+}
+
+# kubeconfig FILE CERT_NAME [SERVER] writes a self-contained kubeconfig for
+# pki/CERT_NAME (default server: the apiserver at 127.0.0.1, in the control
+# plane's network namespace and, through the forwarder, on the host).
 kubeconfig() {
-  local file=$1 name=$2
+  local file=$1 name=$2 server=${3:-https://127.0.0.1:${FP_APISERVER_PORT}}
   cat > "${file}" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
 - name: fileprobe-local
   cluster:
-    server: https://127.0.0.1:${FP_APISERVER_PORT}
+    server: ${server}
     certificate-authority-data: $(base64 -w0 < "${PKI}/ca.crt")
 users:
 - name: ${name}
@@ -330,7 +484,7 @@ EOF
   "name": "fileprobe",
   "plugins": [
     {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-     "ipam": {"type": "host-local", "ranges": [[{"subnet": "${FP_POD_CIDR}"}]], "dataDir": "${DATA}/cni-ipam"}},
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "${FP_POD_CIDR}"}]]${POD_ROUTES}, "dataDir": "${DATA}/cni-ipam"}},
     {"type": "portmap", "capabilities": {"portMappings": true}}
   ]
 }
@@ -338,12 +492,13 @@ EOF
 }
 
 write_kubelet_config() {
+  # An upstream kubelet does not know the gate, and would refuse to start.
+  local gates=""
+  [[ "${KUBELET_KIND}" == upstream ]] || gates=$'featureGates:\n  FileContainerProbe: '"${FILEPROBE_GATE}"$'\n'
   cat > "${CONF}/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-featureGates:
-  FileContainerProbe: ${FILEPROBE_GATE}
-containerRuntimeEndpoint: unix://${CONTAINERD_SOCK}
+${gates}containerRuntimeEndpoint: unix://${CONTAINERD_SOCK}
 maxPods: ${FP_MAX_PODS}
 authentication:
   anonymous: {enabled: false}
@@ -351,8 +506,8 @@ authentication:
   x509: {clientCAFile: ${PKI}/ca.crt}
 authorization:
   mode: Webhook
-tlsCertFile: ${PKI}/kubelet-serving.crt
-tlsPrivateKeyFile: ${PKI}/kubelet-serving.key
+tlsCertFile: ${PKI}/kubelet-serving${NODE_SUFFIX}.crt
+tlsPrivateKeyFile: ${PKI}/kubelet-serving${NODE_SUFFIX}.key
 # cgroup v1, no systemd; a cgroup root of our own, removed by down.
 cgroupDriver: cgroupfs
 cgroupRoot: /${CGROUP_ROOT}
@@ -377,6 +532,17 @@ write_config() {
   kubeconfig "${CONF}/controller-manager.kubeconfig" controller-manager
   kubeconfig "${CONF}/scheduler.kubeconfig" scheduler
   kubeconfig "${CONF}/kubelet.kubeconfig" kubelet-client
+  write_containerd_config
+  write_kubelet_config
+}
+
+# write_node_config writes the configuration of the current node >= 2: its
+# certificates, its kubelet's kubeconfig (the apiserver at the control plane's
+# node IP, through the node's veth), containerd's and the kubelet's.
+write_node_config() {
+  mkdir -p "${CONF}" "${DATA}"
+  node_certs
+  kubeconfig "${CONF}/kubelet.kubeconfig" "kubelet-client${NODE_SUFFIX}" "https://${CP_NODE_IP}:${FP_APISERVER_PORT}"
   write_containerd_config
   write_kubelet_config
 }
@@ -410,6 +576,26 @@ make_namespaces() {
     cat "/proc/sys/${s}" > "${f}"
     $m mount -n --bind "${f}" "/proc/sys/${s}"
   done
+}
+
+# connect_node links the current node >= 2 to the control plane's network
+# namespace with a veth pair (fpnN there, eth0 in the node's), and routes: the
+# node's IP and its pod network through fpnN there; everything from the node
+# through the control plane's namespace, which forwards between the nodes
+# (and to node 1's pods on its cni0). No address on either end: each side
+# speaks from its node IP (on lo), with routes to the other's.
+connect_node() {
+  local link="fpn${NODE_INDEX}"
+  local -a cp=(nsenter --net="${CP_NET_NS}") node=(nsenter --net="${NET_NS}")
+  "${cp[@]}" ip link add "${link}" type veth peer name eth0 netns "${NET_NS}"
+  "${cp[@]}" ip link set "${link}" up
+  "${cp[@]}" ip route add "${NODE_IP}/32" dev "${link}" src "${CP_NODE_IP}"
+  "${cp[@]}" ip route add "${FP_POD_CIDR}" via "${NODE_IP}" dev "${link}"
+  "${cp[@]}" sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
+  "${node[@]}" ip link set eth0 up
+  "${node[@]}" ip route add "${CP_NODE_IP}/32" dev eth0 src "${NODE_IP}"
+  "${node[@]}" ip route add default via "${CP_NODE_IP}" dev eth0 src "${NODE_IP}"
+  "${node[@]}" sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
 }
 
 # make_cgroup_root creates the kubelet's cgroup root in every hierarchy (the
@@ -487,9 +673,17 @@ start_etcd() {
   wait_ready etcd /health curl_ns http://127.0.0.1:2379/health
 }
 
+# gate_flag COMPONENT VALUE prints the --feature-gates flag of our COMPONENT,
+# nothing for upstream's (which does not know the gate and would refuse it).
+gate_flag() {
+  is_upstream "$1" || echo "--feature-gates=FileContainerProbe=$2"
+}
+
 start_apiserver() {
-  start kube-apiserver "${FP_BIN}/kube-apiserver" \
-    --feature-gates="FileContainerProbe=${APISERVER_FILEPROBE_GATE}" \
+  local -a gate
+  mapfile -t gate < <(gate_flag kube-apiserver "${APISERVER_FILEPROBE_GATE}")
+  start kube-apiserver "$(component_bin kube-apiserver)" \
+    "${gate[@]}" \
     --etcd-servers=http://127.0.0.1:2379 \
     --secure-port="${FP_APISERVER_PORT}" --advertise-address="${NODE_IP}" \
     --tls-cert-file="${PKI}/apiserver.crt" --tls-private-key-file="${PKI}/apiserver.key" \
@@ -521,8 +715,10 @@ start_apiserver_forward() {
 
 start_controller_manager() {
   local kc="${CONF}/controller-manager.kubeconfig"
-  start kube-controller-manager "${FP_BIN}/kube-controller-manager" \
-    --feature-gates=FileContainerProbe=true \
+  local -a gate
+  mapfile -t gate < <(gate_flag kube-controller-manager true)
+  start kube-controller-manager "$(component_bin kube-controller-manager)" \
+    "${gate[@]}" \
     --kubeconfig="${kc}" --authentication-kubeconfig="${kc}" --authorization-kubeconfig="${kc}" \
     --bind-address=127.0.0.1 --leader-elect=false \
     --service-account-private-key-file="${PKI}/sa.key" --root-ca-file="${PKI}/ca.crt" \
@@ -532,8 +728,10 @@ start_controller_manager() {
 
 start_scheduler() {
   local kc="${CONF}/scheduler.kubeconfig"
-  start kube-scheduler "${FP_BIN}/kube-scheduler" \
-    --feature-gates=FileContainerProbe=true \
+  local -a gate
+  mapfile -t gate < <(gate_flag kube-scheduler true)
+  start kube-scheduler "$(component_bin kube-scheduler)" \
+    "${gate[@]}" \
     --kubeconfig="${kc}" --authentication-kubeconfig="${kc}" --authorization-kubeconfig="${kc}" \
     --bind-address=127.0.0.1 --leader-elect=false
   wait_ready kube-scheduler /healthz curl_ns -k https://127.0.0.1:10259/healthz
@@ -546,8 +744,8 @@ start_containerd() {
   # shows what its shim did (with equal limits, as here by default, it
   # would not). The e2e suite compares the shimless shim's containers with
   # runc's.
-  (ulimit -Sn "${FP_CONTAINERD_NOFILE}" && start containerd "${NODE_BIN}/containerd" --config "${CONF}/containerd.toml")
-  wait_ready containerd "ctr version" in_ns "${NODE_BIN}/ctr" --address "${CONTAINERD_SOCK}" version
+  (ulimit -Sn "${FP_CONTAINERD_NOFILE}" && start "containerd${NODE_SUFFIX}" "${NODE_BIN}/containerd" --config "${CONF}/containerd.toml")
+  wait_ready "containerd${NODE_SUFFIX}" "ctr version" in_ns "${NODE_BIN}/ctr" --address "${CONTAINERD_SOCK}" version
   local image out
   for image in busybox pause; do
     out=$(ctr_k8s images import "${NODE_TOOLS}/images/${image}.oci.tar" 2>&1) || fp::die "importing ${image}: ${out}"
@@ -557,11 +755,11 @@ start_containerd() {
 
 start_kubelet() {
   make_cgroup_root
-  start kubelet "${FP_BIN}/kubelet" --config="${CONF}/kubelet.yaml" \
+  start "kubelet${NODE_SUFFIX}" "$(kubelet_bin)" --config="${CONF}/kubelet.yaml" \
     --kubeconfig="${CONF}/kubelet.kubeconfig" --root-dir="${DATA}/kubelet" \
     --hostname-override="${NODE_NAME}" --node-ip="${NODE_IP}" --v="${FP_KUBELET_V}"
-  wait_ready kubelet /healthz curl_ns http://127.0.0.1:10248/healthz
-  wait_ready kubelet "node ${NODE_NAME} Ready" \
+  wait_ready "kubelet${NODE_SUFFIX}" /healthz curl_ns http://127.0.0.1:10248/healthz
+  wait_ready "kubelet${NODE_SUFFIX}" "node ${NODE_NAME} Ready" \
     kubectl_admin wait --for=condition=Ready "node/${NODE_NAME}" --timeout=2s
   # Pods in namespace default need its ServiceAccount, made by the controller-manager.
   wait_ready kube-controller-manager "serviceaccount default/default" kubectl_admin get serviceaccount default
@@ -614,7 +812,7 @@ alive() {
 # remove_containers kills and deletes every task and container of the CRI
 # namespace while containerd still runs (pod sandboxes are containers too).
 remove_containers() {
-  [[ -n "$(pid_of containerd)" ]] || return 0
+  [[ -n "$(pid_of "containerd${NODE_SUFFIX}")" ]] || return 0
   local ids id
   ids=$(ctr_k8s tasks ls -q 2>/dev/null) || return 0
   [[ -z "${ids}" ]] || fp::log "removing pod sandboxes and containers: $(wc -w <<< "${ids}")"
@@ -681,18 +879,31 @@ remove_state() {
   if grep -qF " ${STATE}/" /proc/self/mountinfo; then
     fp::die "something under ${STATE} is still mounted; not removing it"
   fi
-  rm -rf "${PKI}" "${CONF}" "${DATA}" "${PIDS}" "${ADMIN_KUBECONFIG}"
+  rm -rf "${PKI}" "${CONF}" "${DATA}" "${PIDS}" "${ADMIN_KUBECONFIG}" "${NODES_DIR}"
 }
 
-# down stops the kubelet first (nothing restarts containers then), the pods,
-# the rest, and etcd last (the apiserver's shutdown waits for etcd).
+# down stops the kubelets first (nothing restarts containers then), the pods,
+# the rest, and etcd last (the apiserver's shutdown waits for etcd). Nodes >= 2
+# go down with node 1, whatever FP_NODES says: those that have state or a
+# cgroup root. Their namespaces are removed before node 1's: a node's veth
+# goes with its network namespace.
 down() {
-  stop kubelet
+  local -a nodes=() kubelets=() containerds=()
+  mapfile -t nodes < <(extra_nodes)
+  local i
+  for i in "${nodes[@]}"; do
+    kubelets+=("kubelet-node-${i}")
+    containerds+=("containerd-node-${i}")
+  done
+  stop kubelet "${kubelets[@]}"
   remove_containers
-  stop containerd kube-scheduler kube-controller-manager apiserver-forward kube-apiserver
+  for i in "${nodes[@]}"; do (node_env "${i}"; remove_containers); done
+  stop containerd "${containerds[@]}" kube-scheduler kube-controller-manager apiserver-forward kube-apiserver
   stop etcd
   kill_leftovers
+  for i in "${nodes[@]}"; do (node_env "${i}"; kill_leftovers); done
   remove_cgroup_root
+  for i in "${nodes[@]}"; do (node_env "${i}"; remove_cgroup_root; remove_namespaces); done
   remove_namespaces
   remove_state
 }
@@ -702,9 +913,15 @@ down() {
 cmd_up() {
   check_bool FILEPROBE_GATE "${FILEPROBE_GATE}"
   check_bool APISERVER_FILEPROBE_GATE "${APISERVER_FILEPROBE_GATE}"
+  check_upstream_components
+  local nodes i
+  nodes=$(node_count)
+  for ((i = 2; i <= nodes; i++)); do (set_kubelet_kind "$(node_kind "${i}")"); done
+  set_kubelet_kind "$(node_kind 1)"
   local start=${SECONDS}
   down
   install_all
+  if ((nodes > 1)); then POD_ROUTES=', "routes": [{"dst": "0.0.0.0/0"}]'; fi
   if socat -u OPEN:/dev/null "TCP:127.0.0.1:${FP_APISERVER_PORT}" 2>/dev/null; then
     fp::die "127.0.0.1:${FP_APISERVER_PORT} is taken on the host; set FP_APISERVER_PORT"
   fi
@@ -717,9 +934,38 @@ cmd_up() {
   start_scheduler
   start_containerd
   start_kubelet
+  for ((i = 2; i <= nodes; i++)); do up_node "${i}"; done
   create_runtime_classes
-  fp::log "up in $((SECONDS - start))s: node ${NODE_NAME} Ready (FileContainerProbe: kubelet ${FILEPROBE_GATE}, apiserver ${APISERVER_FILEPROBE_GATE})"
+  if ((nodes == 1)) && [[ "${KUBELET_KIND}" == ours && -z "${FP_UPSTREAM_COMPONENTS// /}" ]]; then
+    fp::log "up in $((SECONDS - start))s: node ${NODE_NAME} Ready (FileContainerProbe: kubelet ${FILEPROBE_GATE}, apiserver ${APISERVER_FILEPROBE_GATE})"
+  else
+    fp::log "up in $((SECONDS - start))s: ${nodes} node(s) Ready, ${NODE_NAME}: $(kubelet_desc); control plane: $(control_plane_desc)"
+  fi
   fp::log "KUBECONFIG=${ADMIN_KUBECONFIG} ${FP_BIN}/kubectl get nodes; logs in ${LOGS}/"
+}
+
+# up_node I brings node I >= 2 up: its namespaces, linked to the control
+# plane's, its containerd and its kubelet.
+up_node() {
+  (
+    node_env "$1"
+    set_kubelet_kind "$(node_kind "$1")"
+    write_node_config
+    make_namespaces
+    connect_node
+    start_containerd
+    start_kubelet
+    fp::log "node ${NODE_NAME} Ready: $(kubelet_desc), IP ${NODE_IP}, pods ${FP_POD_CIDR}"
+  )
+}
+
+# control_plane_desc says whose each control-plane component is, for the logs.
+control_plane_desc() {
+  local c out=""
+  for c in kube-apiserver kube-controller-manager kube-scheduler; do
+    if is_upstream "${c}"; then out+="${c} upstream, "; else out+="${c} ours, "; fi
+  done
+  echo "${out%, } (apiserver FileContainerProbe=${APISERVER_FILEPROBE_GATE})"
 }
 
 cmd_down() {
@@ -733,16 +979,32 @@ cmd_down() {
 # and on, and to restart the kubelet under running pods.
 cmd_restart() {
   [[ -n "$(pid_of kube-apiserver)" ]] || fp::die "the stack is not up: hack/local-up-node.sh up"
-  local name=${1:-}
+  local name=${1:-} target=${2:-fileprobe-node}
+  if [[ "${target}" == fileprobe-node ]]; then
+    restart_component "${name}"
+    return
+  fi
+  [[ "${name}" == kubelet || "${name}" == containerd ]] || fp::die "only kubelet and containerd run on node ${target}"
+  [[ "${target}" =~ ^fileprobe-node-([0-9]+)$ && -d "${NODES_DIR}/${target}" ]] || fp::die "the stack has no node ${target}"
+  (
+    node_env "${BASH_REMATCH[1]}"
+    restart_component "${name}"
+  )
+}
+
+# restart_component NAME restarts NAME on the current node (or the control plane's NAME).
+restart_component() {
+  local name=$1
   case "${name}" in
-    kubelet) check_bool FILEPROBE_GATE "${FILEPROBE_GATE}" ;;
+    kubelet) set_kubelet_kind "${FP_NODE_KUBELET:-ours}" ;;
     kube-apiserver) check_bool APISERVER_FILEPROBE_GATE "${APISERVER_FILEPROBE_GATE}" ;;
     containerd) ;;
-    *) fp::die "usage: $0 restart kubelet|kube-apiserver|containerd" ;;
+    *) fp::die "usage: $0 restart kubelet|kube-apiserver|containerd [NODE]" ;;
   esac
-  local start=${SECONDS}
-  stop "${name}"
-  if [[ -f "${LOGS}/${name}.log" ]]; then mv -f "${LOGS}/${name}.log" "${LOGS}/${name}.previous.log"; fi
+  local start=${SECONDS} daemon=${name}
+  [[ "${name}" == kube-apiserver ]] || daemon+=${NODE_SUFFIX}
+  stop "${daemon}"
+  if [[ -f "${LOGS}/${daemon}.log" ]]; then mv -f "${LOGS}/${daemon}.log" "${LOGS}/${daemon}.previous.log"; fi
   case "${name}" in
     kubelet)
       write_kubelet_config
@@ -756,7 +1018,11 @@ cmd_restart() {
     # running, and reconnects to them when it starts again.
     containerd) start_containerd ;;
   esac
-  fp::log "restarted ${name} in $((SECONDS - start))s (FileContainerProbe: kubelet ${FILEPROBE_GATE}, apiserver ${APISERVER_FILEPROBE_GATE})"
+  if ((NODE_INDEX == 1)) && [[ "${KUBELET_KIND}" == ours ]]; then
+    fp::log "restarted ${name} in $((SECONDS - start))s (FileContainerProbe: kubelet ${FILEPROBE_GATE}, apiserver ${APISERVER_FILEPROBE_GATE})"
+  else
+    fp::log "restarted ${daemon} in $((SECONDS - start))s (node ${NODE_NAME}: $(kubelet_desc))"
+  fi
 }
 
 cmd_status() {
@@ -770,6 +1036,18 @@ cmd_status() {
       rc=1
     fi
   done
+  local i
+  for i in $(extra_nodes); do
+    for name in "containerd-node-${i}" "kubelet-node-${i}"; do
+      pid=$(pid_of "${name}")
+      if [[ -n "${pid}" ]]; then
+        printf '%-24s running (pid %s)\n' "${name}" "${pid}"
+      else
+        printf '%-24s not running\n' "${name}"
+        rc=1
+      fi
+    done
+  done
   ((rc == 0)) || return "${rc}"
   kubectl_admin get nodes -o wide
 }
@@ -780,7 +1058,7 @@ main() {
     up) cmd_up ;;
     down) cmd_down ;;
     status) cmd_status ;;
-    restart) cmd_restart "${2:-}" ;;
+    restart) cmd_restart "${2:-}" "${3:-}" ;;
     ctr)
       [[ -n "$(pid_of containerd)" ]] || fp::die "containerd is not running: hack/local-up-node.sh up"
       shift

@@ -84,7 +84,7 @@ go_packages() {
     git -C "${FP_TREE}" diff --name-only "${FP_BASE_REF}" "$(fp_last_patch_commit)" -- '*.go'
     # our new packages, but the e2e suite and the benchmarks, which need a
     # cluster (make e2e, make bench)
-    fp::overlay_files | grep '\.go$' | grep -v '^test/\(e2e\|bench\)_fileprobe/' || true
+    fp::overlay_files | grep '\.go$' | grep -v '^test/\(e2e_fileprobe\|e2e_skew\|bench_fileprobe\)/' || true
   } | xargs -r -n1 dirname | LC_ALL=C sort -u | sed 's|^|./|'
   # packages listed by hand (tests a patch affects outside its own package)
   if [[ -f "${FP_ROOT}/hack/test-packages.txt" ]]; then
@@ -118,7 +118,7 @@ fuzz_short() {
 # against a cluster (make e2e, make bench), so that they cannot rot, and runs
 # the unit tests of the benchmarks' parsing and arithmetic.
 vet_e2e() {
-  (cd "${FP_TREE}" && GOFLAGS=-buildvcs=false go vet ./test/e2e_fileprobe ./test/bench_fileprobe/... &&
+  (cd "${FP_TREE}" && GOFLAGS=-buildvcs=false go vet ./test/e2e_fileprobe ./test/e2e_skew ./test/bench_fileprobe/... &&
     GOFLAGS=-buildvcs=false go test -count=1 ./test/bench_fileprobe/density ./test/bench_fileprobe/procstat)
 }
 

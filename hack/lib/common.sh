@@ -121,6 +121,14 @@ fp::local_cluster_up() {
 # exists, even an older one than the tree: `make` does. With FP_BIN naming
 # another directory, the binaries are taken from there as they are.
 fp::build_missing() {
+  # Upstream's binaries, when the stack is asked to run any
+  # (hack/local-up-node.sh: FP_NODE_KUBELETS, FP_UPSTREAM_COMPONENTS) from
+  # their default place: hack/build-upstream.sh builds them only when missing
+  # or not from the tree's baseline.
+  if [[ " ${FP_NODE_KUBELETS:-} " == *" upstream "* || -n "${FP_UPSTREAM_COMPONENTS// /}" ]] &&
+    [[ -z "${FP_UPSTREAM_BIN:-}" || "${FP_UPSTREAM_BIN%/}" == "${FP_OUT}/upstream/bin" ]]; then
+    fp::timed "build the upstream binaries" "${FP_ROOT}/hack/build-upstream.sh"
+  fi
   if [[ -n "${FP_BIN:-}" && "${FP_BIN%/}" != "${FP_OUT}/bin" ]]; then
     "${FP_ROOT}/hack/assemble.sh" > /dev/null
     return
