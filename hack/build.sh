@@ -23,7 +23,7 @@ main() {
   # running kubelet can be traced back to its patch series.
   local commit="" state="clean" epoch
   if commit=$(git -C "${FP_ROOT}" rev-parse HEAD 2>/dev/null); then
-    [[ -z "$(git -C "${FP_ROOT}" status --porcelain -- . ':!_output' 2>/dev/null)" ]] || state="dirty"
+    [[ -z "$(git -C "${FP_ROOT}" status --porcelain -- . ':(exclude)_output')" ]] || state="dirty"
     epoch=$(git -C "${FP_ROOT}" log -1 --format=%ct)
   else
     commit=$(git -C "${FP_TREE}" rev-parse HEAD)
