@@ -37,7 +37,7 @@
 #                          comes up only for probecost and density
 #   BENCH_PROBER_SERIES    the prober part's cases, MIX/PERIOD:N,N,... (default: proberload's)
 #   BENCH_PROBER_WINDOW    its window per rep at periodSeconds 1 (period P: P times that, at
-#                          most 10 times; default 5s), BENCH_PROBER_REPS its reps (default 3)
+#                          most 4 times; default 4s), BENCH_PROBER_REPS its reps (default 3)
 #   BENCH_COUNT            runs of each per-probe benchmark (default 5); medians are quoted
 #   BENCH_SERIES           density series, variant/periodSeconds[@RuntimeClass][:own steps] (default
 #                          below; empty: none). exec/1 starts at 10 pods: it fails at 50 here;
@@ -210,7 +210,7 @@ run_proberload() {
   mkdir -p "${BENCH_OUT}"
   "${FP_ROOT}/hack/assemble.sh" > /dev/null || return
   (cd "${FP_TREE}" && GOFLAGS=-buildvcs=false go build -o "${BENCH_OUT}/proberload" ./test/bench_fileprobe/proberload) || return
-  local -a args=(-window "${BENCH_PROBER_WINDOW:-5s}" -reps "${BENCH_PROBER_REPS:-3}")
+  local -a args=(-window "${BENCH_PROBER_WINDOW:-4s}" -reps "${BENCH_PROBER_REPS:-3}")
   [[ -n "${BENCH_PROBER_SERIES:-}" ]] && args+=(-series "${BENCH_PROBER_SERIES}")
   "${BENCH_OUT}/proberload" "${args[@]}" \
     -info "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), kernel $(uname -r)" \

@@ -94,7 +94,7 @@ const (
 
 type options struct {
 	series     []seriesSpec
-	window     time.Duration // per rep, for a period of 1 s; longer periods: window*period, at most window*10
+	window     time.Duration // per rep, for a period of 1 s; a period P: window*P, at most window*4
 	reps       int
 	podsDir    string
 	tightLoops int
@@ -147,9 +147,9 @@ func main() {
 		series string
 		o      options
 	)
-	flag.StringVar(&series, "series", "R/1:100,300,1000,3000 RL/1:1000 RLS/1:1000,3000 R/10:100,300,1000,3000 RLS/10:1000",
+	flag.StringVar(&series, "series", "R/1:100,300,1000,3000 RL/1:1000 RLS/1:1000,3000 R/10:300,1000,3000 RLS/10:1000",
 		"cases, MIX/PERIOD:N,N,... (mixes: R readiness, RL readiness+liveness, RLS readiness+liveness+startup)")
-	flag.DurationVar(&o.window, "window", 5*time.Second, "measurement window per rep for periodSeconds 1; a period P>1 gets window*P, at most 10 windows")
+	flag.DurationVar(&o.window, "window", 4*time.Second, "measurement window per rep for periodSeconds 1; a period P>1 gets window*P, at most 4 windows")
 	flag.IntVar(&o.reps, "reps", 3, "windows per case; medians are reported")
 	flag.StringVar(&o.podsDir, "pods-dir", "", "the pods directory to lay the probe files out in (default: a temporary directory)")
 	flag.IntVar(&o.tightLoops, "tight-loops", 3, "runs of the tight loop per N; the median is reported")
@@ -449,7 +449,7 @@ func runCase(o options, s seriesSpec, n int) (caseResult, error) {
 	logger := klog.Background()
 	ctx := klog.NewContext(context.Background(), logger)
 	period := time.Duration(s.period) * time.Second
-	window := o.window * time.Duration(min(s.period, 10))
+	window := o.window * time.Duration(min(s.period, 4))
 	r := caseResult{Mix: string(s.mix), Period: s.period, Pods: n, WindowS: window.Seconds(), Reps: o.reps}
 
 	// The kubelet's pod manager and status manager (never started: nothing
