@@ -56,6 +56,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,6 +101,7 @@ type options struct {
 	tightLoops int
 	info       string
 	out        string
+	cpuProfile string
 }
 
 // caseResult is one case's figures.
@@ -155,6 +157,7 @@ func main() {
 	flag.IntVar(&o.tightLoops, "tight-loops", 3, "runs of the tight loop per N; the median is reported")
 	flag.StringVar(&o.info, "info", "", "a description of the machine, copied to the results")
 	flag.StringVar(&o.out, "out", "", "write the results as JSON here")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measurement windows here (with one case in -series)")
 	markdown := flag.String("markdown", "", "print the Markdown table of this JSON result file and exit")
 	flag.Parse()
 	if *markdown != "" {
@@ -208,6 +211,15 @@ func run(o options) error {
 		MaxProcs: runtime.GOMAXPROCS(0),
 		Command:  strings.Join(os.Args, " "),
 	}
+	var profile io.Writer
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		profile = f
+	}
 	tight := map[int]float64{}
 	fmt.Printf("%-8s %6s %6s %9s %9s %7s %9s %9s %8s %8s %8s %8s %7s %6s %9s %6s\n",
 		"case", "pods", "work", "run/s", "due/s", "cores", "us/probe", "us/pod/s", "late50", "late99", "lateMax",
@@ -221,7 +233,7 @@ func run(o options) error {
 				}
 				tight[n] = t
 			}
-			r, err := runCase(o, s, n)
+			r, err := runCase(o, s, n, profile)
 			if err != nil {
 				return fmt.Errorf("%s at %d pods: %w", s, n, err)
 			}
@@ -445,7 +457,7 @@ func waitFor(timeout time.Duration, cond func() bool) bool {
 	return true
 }
 
-func runCase(o options, s seriesSpec, n int) (caseResult, error) {
+func runCase(o options, s seriesSpec, n int, profile io.Writer) (caseResult, error) {
 	logger := klog.Background()
 	ctx := klog.NewContext(context.Background(), logger)
 	period := time.Duration(s.period) * time.Second
@@ -550,6 +562,11 @@ func runCase(o options, s seriesSpec, n int) (caseResult, error) {
 	liveness.start(capacity)
 	var cores, perProbe, perPod []float64
 	var run float64
+	if profile != nil {
+		if err := pprof.StartCPUProfile(profile); err != nil {
+			return r, err
+		}
+	}
 	for range o.reps {
 		probes0, cpu0, t0 := fileProbesRun(), cpuTime(), time.Now()
 		time.Sleep(window)
@@ -562,6 +579,9 @@ func runCase(o options, s seriesSpec, n int) (caseResult, error) {
 		cores = append(cores, cpu/wall)
 		perProbe = append(perProbe, cpu/probes*1e6)
 		perPod = append(perPod, cpu/wall/float64(n)*1e6)
+	}
+	if profile != nil {
+		pprof.StopCPUProfile()
 	}
 	late := append(readiness.lateness(period), liveness.lateness(period)...)
 	r.LateSamples = len(late)
