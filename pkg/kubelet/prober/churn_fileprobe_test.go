@@ -80,6 +80,8 @@ type churnLeftovers struct {
 	watchedDirs    int
 	workers        int
 	fileTargets    int
+	// tickers counts the file probe workers' tickers on the shared timer.
+	tickers int
 	// results counts the results managers' entries of the churned
 	// containers, metricSeries the prober metrics' series of the churned
 	// pods.
@@ -88,8 +90,8 @@ type churnLeftovers struct {
 }
 
 func (l churnLeftovers) String() string {
-	return fmt.Sprintf("goroutines=%d fds=%d inotifyWatches=%d watchedDirs=%d workers=%d fileTargets=%d results=%d metricSeries=%d",
-		l.goroutines, l.fds, l.inotifyWatches, l.watchedDirs, l.workers, l.fileTargets, l.results, l.metricSeries)
+	return fmt.Sprintf("goroutines=%d fds=%d inotifyWatches=%d watchedDirs=%d workers=%d fileTargets=%d tickers=%d results=%d metricSeries=%d",
+		l.goroutines, l.fds, l.inotifyWatches, l.watchedDirs, l.workers, l.fileTargets, l.tickers, l.results, l.metricSeries)
 }
 
 // churnFixture is a prober manager with its status manager and results
@@ -298,6 +300,7 @@ func (f *churnFixture) leftovers(t *testing.T) churnLeftovers {
 	l.workers = len(f.m.workers)
 	f.m.workerLock.RUnlock()
 	f.m.prober.file.targets.Range(func(any, any) bool { l.fileTargets++; return true })
+	l.tickers = f.m.prober.file.ticks.Len()
 	f.mu.Lock()
 	for _, id := range f.containerIDs {
 		for _, m := range []results.Manager{f.m.readinessManager, f.m.livenessManager, f.m.startupManager} {
@@ -339,7 +342,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // are watched until their files appear, are woken up by the watch, and a
 // sidecar restarts. Once every pod is gone, the prober holds what it held
 // before: no goroutine, file descriptor, inotify watch, worker, cached
-// target, result or metric series of theirs.
+// target, ticker on the shared timer, result or metric series of theirs.
 func TestFileProbeChurnLeavesNothingBehind(t *testing.T) {
 	setFileProbeGate(t, true)
 	logger, ctx := ktesting.NewTestContext(t)
@@ -468,7 +471,7 @@ func TestFileProbeChurnLeavesNothingBehind(t *testing.T) {
 		after = f.leftovers(t)
 		return after.goroutines <= before.goroutines && after.fds <= before.fds &&
 			after.inotifyWatches == 0 && after.watchedDirs == 0 && after.workers == 0 &&
-			after.fileTargets == 0 && after.results == 0 && after.metricSeries == 0, nil
+			after.fileTargets == 0 && after.tickers == 0 && after.results == 0 && after.metricSeries == 0, nil
 	}); err != nil {
 		t.Fatalf("after %d pods churned in waves:\n  before: %v\n  after:  %v", waves*podsPerWave, before, after)
 	}
