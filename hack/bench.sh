@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# make bench: what probes cost, measured on the real node stack, in two parts
-# (docs/benchmarks.md):
+# make bench: what probes cost, in three parts (docs/benchmarks.md):
 #
+# 0. The prober's machinery at density (test/bench_fileprobe/proberload), in
+#    this process, no cluster: the kubelet's real prober manager with N
+#    file-probed pods per case (mixes of readiness, liveness and startup
+#    probes, periods 1 and 10), the kubelet's CPU per probe and per pod,
+#    probes run vs due, lateness p99, heap, stacks and goroutines per pod,
+#    against the tight-loop cost of the check itself at the same N. It runs
+#    first, before the cluster is up. Results: _output/bench/proberload.{txt,json}
+#    and proberload.md (the table of docs/benchmarks.md).
 # 1. Per-probe cost of each handler (test/bench_fileprobe), with the kubelet's
-#    own probe code against one running pod: a file probe, a bare lstat of the
+#    own probe code against one running pod, on the real node stack: a file probe, a bare lstat of the
 #    same file (the floor), an exec probe (CRI ExecSync of `true` through the
 #    kubelet's CRI client) and an httpGet probe (busybox httpd in the pod). The
 #    benchmark binary runs inside the stack's mount and network namespaces,
@@ -26,7 +33,11 @@
 #    heartbeats. Results: _output/bench/density.{json,txt},
 #    and density.md (the tables of docs/benchmarks.md).
 #
-#   BENCH_PARTS            which parts (default "probecost density")
+#   BENCH_PARTS            which parts (default "prober probecost density"); the cluster
+#                          comes up only for probecost and density
+#   BENCH_PROBER_SERIES    the prober part's cases, MIX/PERIOD:N,N,... (default: proberload's)
+#   BENCH_PROBER_WINDOW    its window per rep at periodSeconds 1 (period P: P times that, at
+#                          most 4 times; default 4s), BENCH_PROBER_REPS its reps (default 3)
 #   BENCH_COUNT            runs of each per-probe benchmark (default 5); medians are quoted
 #   BENCH_SERIES           density series, variant/periodSeconds[@RuntimeClass][:own steps] (default
 #                          below; empty: none). exec/1 starts at 10 pods: it fails at 50 here;
@@ -53,7 +64,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 export FP_POD_CIDR=${FP_POD_CIDR:-10.244.0.0/22}
 export FP_MAX_PODS=${FP_MAX_PODS:-1100}
 export FP_CONTAINERD_STATS_PERIOD=${FP_CONTAINERD_STATS_PERIOD:-10s}
-readonly BENCH_PARTS=${BENCH_PARTS:-probecost density}
+readonly BENCH_PARTS=${BENCH_PARTS:-prober probecost density}
 readonly BENCH_SERIES=${BENCH_SERIES-none file/1 file/1@shimless exec/1:10,25,50,100,300 httpGet/1 file/10 polled/10 exec/10 httpGet/10}
 
 readonly BENCH_OUT="${FP_OUT}/bench"
@@ -194,7 +205,25 @@ run_density() {
   fp::log "density results in ${BENCH_OUT}/density.{txt,json}, as Markdown tables in ${BENCH_OUT}/density.md"
 }
 
+# run_proberload runs the prober part: no cluster, only the assembled tree.
+run_proberload() {
+  mkdir -p "${BENCH_OUT}"
+  "${FP_ROOT}/hack/assemble.sh" > /dev/null || return
+  (cd "${FP_TREE}" && GOFLAGS=-buildvcs=false go build -o "${BENCH_OUT}/proberload" ./test/bench_fileprobe/proberload) || return
+  local -a args=(-window "${BENCH_PROBER_WINDOW:-4s}" -reps "${BENCH_PROBER_REPS:-3}")
+  [[ -n "${BENCH_PROBER_SERIES:-}" ]] && args+=(-series "${BENCH_PROBER_SERIES}")
+  "${BENCH_OUT}/proberload" "${args[@]}" \
+    -info "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), kernel $(uname -r)" \
+    -out "${BENCH_OUT}/proberload.json" | tee "${BENCH_OUT}/proberload.txt" || return
+  "${BENCH_OUT}/proberload" -markdown "${BENCH_OUT}/proberload.json" > "${BENCH_OUT}/proberload.md" || return
+  fp::log "prober results in ${BENCH_OUT}/proberload.{txt,json}, as a Markdown table in ${BENCH_OUT}/proberload.md"
+}
+
 main() {
+  if [[ " ${BENCH_PARTS} " == *" prober "* ]]; then
+    fp::timed "the prober's machinery at density (in-process)" run_proberload
+  fi
+  [[ " ${BENCH_PARTS} " == *" probecost "* || " ${BENCH_PARTS} " == *" density "* ]] || return 0
   fp::local_cluster_up "${BENCH_KEEP:-}"
   if [[ " ${BENCH_PARTS} " == *" probecost "* ]]; then
     fp::timed "target pod" target_pod

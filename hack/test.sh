@@ -119,7 +119,7 @@ fuzz_short() {
 # the unit tests of the benchmarks' parsing and arithmetic.
 vet_e2e() {
   (cd "${FP_TREE}" && GOFLAGS=-buildvcs=false go vet ./test/e2e_fileprobe ./test/e2e_skew ./test/bench_fileprobe/... &&
-    GOFLAGS=-buildvcs=false go test -count=1 ./test/bench_fileprobe/density ./test/bench_fileprobe/procstat)
+    GOFLAGS=-buildvcs=false go test -count=1 ./test/bench_fileprobe/density ./test/bench_fileprobe/procstat ./test/bench_fileprobe/proberload)
 }
 
 main() {

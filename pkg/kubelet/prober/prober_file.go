@@ -38,6 +38,7 @@ import (
 	kubecontainer "k8s.io/kubernetes/pkg/kubelet/container"
 	"k8s.io/kubernetes/pkg/kubelet/prober/filewatch"
 	"k8s.io/kubernetes/pkg/kubelet/prober/results"
+	"k8s.io/kubernetes/pkg/kubelet/prober/sharedticker"
 	"k8s.io/kubernetes/pkg/probe"
 	fileprobe "k8s.io/kubernetes/pkg/probe/file"
 )
@@ -108,6 +109,22 @@ type fileProber struct {
 	// errorLogged is when a probe error was last logged at the default
 	// verbosity, in Unix nanoseconds.
 	errorLogged atomic.Int64
+
+	// ticks ticks the workers of file probes, all from one timer.
+	ticks sharedticker.Scheduler
+}
+
+// newTicker returns the ticker a probe worker waits on for its next period.
+// File probe workers share one timer (package sharedticker): their check
+// costs microseconds, and a timer of their own each would cost the kubelet
+// more than the checks, a wake-up of an idle thread per probe; the shared
+// one wakes them in batches, each tick at most sharedticker.Quantum late.
+// Other probes keep a time.Ticker each, as upstream.
+func (f *fileProber) newTicker(spec *v1.Probe, period time.Duration) *sharedticker.Ticker {
+	if spec != nil && spec.File != nil {
+		return f.ticks.NewTicker(period)
+	}
+	return sharedticker.NewStdTicker(period)
 }
 
 // fileTarget is what a probe worker caches about its file probe.
