@@ -125,7 +125,8 @@ fp::build_missing() {
   # (hack/local-up-node.sh: FP_NODE_KUBELETS, FP_UPSTREAM_COMPONENTS) from
   # their default place: hack/build-upstream.sh builds them only when missing
   # or not from the tree's baseline.
-  if [[ " ${FP_NODE_KUBELETS:-} " == *" upstream "* || -n "${FP_UPSTREAM_COMPONENTS// /}" ]] &&
+  local upstream_components="${FP_UPSTREAM_COMPONENTS:-}"
+  if [[ " ${FP_NODE_KUBELETS:-} " == *" upstream "* || -n "${upstream_components// /}" ]] &&
     [[ -z "${FP_UPSTREAM_BIN:-}" || "${FP_UPSTREAM_BIN%/}" == "${FP_OUT}/upstream/bin" ]]; then
     fp::timed "build the upstream binaries" "${FP_ROOT}/hack/build-upstream.sh"
   fi
