@@ -133,8 +133,8 @@ test_images() {
   for name in "${IMAGES[@]}"; do
     ref="${repo}/${name}:${tag}"
     out=$(ctr_node images import "${DL}/${name}.tar" 2>&1) || { bad "ctr images import ${name}.tar: ${out}"; continue; }
-    if ctr_node images ls -q 2>/dev/null | grep -qxF "${ref}"; then ok "ctr -n k8s.io images import ${name}.tar: ${ref}"; else
-      bad "ctr images import ${name}.tar did not name the image ${ref}: ${out}"
+    if listed "${ref}"; then ok "ctr -n k8s.io images import ${name}.tar: ${ref}"; else
+      bad "ctr images import ${name}.tar did not name the image ${ref}: ${out}; ctr images ls -q: ${listing}"
       continue
     fi
     # containerd finds the shim next to itself; runc is the node's. A cgroup
@@ -155,6 +155,19 @@ test_images() {
 }
 
 ctr_node() { "${FP_ROOT}/hack/local-up-node.sh" ctr "$@"; }
+
+# listed REF: containerd lists the image REF, within 5 tries a second apart
+# (once, in CI, the listing right after the import did not show an image
+# containerd had logged as created; what it printed is kept in $listing).
+listing=""
+listed() {
+  local try
+  for try in 1 2 3 4 5; do
+    listing=$(ctr_node images ls -q 2>&1) && grep -qxF "$1" <<<"${listing}" && return 0
+    sleep 1
+  done
+  return 1
+}
 
 case "${1:-}" in
   "") test_package ;;
