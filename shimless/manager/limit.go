@@ -51,6 +51,16 @@ var runcCalls = map[string]bool{
 	"Resume": true, "Checkpoint": true, "Update": true, "Pids": true,
 }
 
+// taskMethod is the method's name when info is a call of containerd's task
+// API (containerd.task.v3.Task), else "".
+func taskMethod(info *ttrpc.UnaryServerInfo) string {
+	service, name, _ := strings.Cut(strings.TrimPrefix(info.FullMethod, "/"), "/")
+	if service != "containerd.task.v3.Task" {
+		return ""
+	}
+	return name
+}
+
 // Limiter is a shim plugin (shim.TTRPCServerUnaryOptioner) that holds the
 // task API's runc calls to a number at once.
 type Limiter struct{ sem chan struct{} }
@@ -61,8 +71,7 @@ func NewLimiter(n int) *Limiter { return &Limiter{sem: make(chan struct{}, n)} }
 // UnaryServerInterceptor is the shim's ttrpc server interceptor.
 func (l *Limiter) UnaryServerInterceptor() ttrpc.UnaryServerInterceptor {
 	return func(ctx context.Context, unmarshal ttrpc.Unmarshaler, info *ttrpc.UnaryServerInfo, method ttrpc.Method) (any, error) {
-		service, name, _ := strings.Cut(strings.TrimPrefix(info.FullMethod, "/"), "/")
-		if service != "containerd.task.v3.Task" || !runcCalls[name] {
+		if !runcCalls[taskMethod(info)] {
 			return method(ctx, unmarshal)
 		}
 		select {

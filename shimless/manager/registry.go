@@ -110,8 +110,7 @@ func (r Registry) Tasks() (map[string]int, error) {
 // process (no exec id) removes it. Other calls pass untouched.
 func (r Registry) UnaryServerInterceptor(logf func(format string, args ...any)) ttrpc.UnaryServerInterceptor {
 	return func(ctx context.Context, unmarshal ttrpc.Unmarshaler, info *ttrpc.UnaryServerInfo, method ttrpc.Method) (any, error) {
-		service, name, _ := strings.Cut(strings.TrimPrefix(info.FullMethod, "/"), "/")
-		if service != "containerd.task.v3.Task" || (name != "Create" && name != "Delete") {
+		if name := taskMethod(info); name != "Create" && name != "Delete" {
 			return method(ctx, unmarshal)
 		}
 		var req any
