@@ -7,10 +7,14 @@
 #                                  containerd and the kubelet
 #   hack/local-up-node.sh down     stop everything it started, remove its state
 #   hack/local-up-node.sh status   what runs, and the node
-#   hack/local-up-node.sh restart kubelet|kube-apiserver|containerd [NODE]
+#   hack/local-up-node.sh restart COMPONENT [NODE]
 #                                  restart one component of the running stack
+#                                  (kubelet, containerd, kube-apiserver,
+#                                  kube-controller-manager, kube-scheduler)
 #                                  with the current environment, e.g.
-#                                  FILEPROBE_GATE=false ... restart kubelet;
+#                                  FILEPROBE_GATE=false ... restart kubelet,
+#                                  FP_UPSTREAM_COMPONENTS=kube-scheduler ...
+#                                  restart kube-scheduler (upstream's);
 #                                  containerd's shims and containers keep
 #                                  running through its restart. NODE (kubelet,
 #                                  containerd) names another node of a
@@ -631,15 +635,16 @@ start() {
 
 # pid_of NAME prints NAME's pid if that process is still the one we started
 # (its executable may have been replaced by a rebuild since: "... (deleted)"),
-# or is still on its way to it: start's setsid and nsenter exec one another
-# and then the daemon in the same process, which on a loaded machine can take
-# longer than the first readiness check.
+# or is still on its way to it: start's background subshell (bash) execs
+# setsid, which execs nsenter, which execs the daemon, all in the same
+# process, which on a loaded machine can take longer than the first
+# readiness check.
 pid_of() {
   local pid exe running
   read -r pid exe 2>/dev/null < "${PIDS}/$1" || return 0
   running=$(readlink "/proc/${pid}/exe" 2>/dev/null) || return 0
   running=${running% (deleted)}
-  [[ "${running}" == "$(readlink -f "${exe}")" || "${running##*/}" == setsid || "${running##*/}" == nsenter ]] &&
+  [[ "${running}" == "$(readlink -f "${exe}")" || "${running##*/}" =~ ^(bash|setsid|nsenter)$ ]] &&
     echo "${pid}"
   return 0
 }
@@ -998,11 +1003,12 @@ restart_component() {
   case "${name}" in
     kubelet) set_kubelet_kind "${FP_NODE_KUBELET:-ours}" ;;
     kube-apiserver) check_bool APISERVER_FILEPROBE_GATE "${APISERVER_FILEPROBE_GATE}" ;;
-    containerd) ;;
-    *) fp::die "usage: $0 restart kubelet|kube-apiserver|containerd [NODE]" ;;
+    kube-controller-manager | kube-scheduler | containerd) ;;
+    *) fp::die "usage: $0 restart kubelet|containerd|kube-apiserver|kube-controller-manager|kube-scheduler [NODE]" ;;
   esac
+  check_upstream_components
   local start=${SECONDS} daemon=${name}
-  [[ "${name}" == kube-apiserver ]] || daemon+=${NODE_SUFFIX}
+  [[ "${name}" == kube-* ]] || daemon+=${NODE_SUFFIX}
   stop "${daemon}"
   if [[ -f "${LOGS}/${daemon}.log" ]]; then mv -f "${LOGS}/${daemon}.log" "${LOGS}/${daemon}.previous.log"; fi
   case "${name}" in
@@ -1014,11 +1020,15 @@ restart_component() {
       start_apiserver
       wait_ready apiserver-forward "host 127.0.0.1:${FP_APISERVER_PORT}" kubectl_admin get --raw /readyz
       ;;
+    kube-controller-manager) start_controller_manager ;;
+    kube-scheduler) start_scheduler ;;
     # stop sent SIGTERM: containerd leaves its shims (and so the containers)
     # running, and reconnects to them when it starts again.
     containerd) start_containerd ;;
   esac
-  if ((NODE_INDEX == 1)) && [[ "${KUBELET_KIND}" == ours ]]; then
+  if [[ "${name}" == kube-* ]]; then
+    fp::log "restarted ${name} in $((SECONDS - start))s (control plane: $(control_plane_desc))"
+  elif ((NODE_INDEX == 1)) && [[ "${KUBELET_KIND}" == ours ]]; then
     fp::log "restarted ${name} in $((SECONDS - start))s (FileContainerProbe: kubelet ${FILEPROBE_GATE}, apiserver ${APISERVER_FILEPROBE_GATE})"
   else
     fp::log "restarted ${daemon} in $((SECONDS - start))s (node ${NODE_NAME}: $(kubelet_desc))"
@@ -1064,7 +1074,7 @@ main() {
       shift
       ctr_k8s "$@"
       ;;
-    *) fp::die "usage: $0 up|down|status|restart kubelet|kube-apiserver|containerd|ctr ARGS..." ;;
+    *) fp::die "usage: $0 up|down|status|restart COMPONENT [NODE]|ctr ARGS..." ;;
   esac
 }
 

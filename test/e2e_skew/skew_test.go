@@ -306,6 +306,11 @@ func TestSkew(t *testing.T) {
 	t.Run("pods without file probes land on every node", testPlainPods)
 	t.Run("pods on different nodes reach each other", testPodNetwork)
 	t.Run("with no node declaring FileContainerProbe, file-probed pods stay Pending", testNoCapableNode)
+	t.Run("a file-probed pod bound to an upstream kubelet runs, never Ready, never restarted", testUpstreamKubeletBoundPod)
+	t.Run("an upstream kube-scheduler binds file-probed pods to any node", testUpstreamScheduler)
+	t.Run("an upstream kube-controller-manager cannot create pods from file-probed templates", testUpstreamControllerManager)
+	t.Run("an upstream kube-apiserver loses the file probes of objects it writes", testUpstreamAPIServer)
+	t.Run("the rolling upgrade and its roll-back keep a Deployment Ready", testRollingUpgrade)
 }
 
 // testDeclaredFeatures: ours with the gate on declares the feature; ours with
