@@ -19,7 +19,11 @@
 #      (hack/test/release_test.sh; its unit tests run with step 5);
 #   9. the e2e suite runs on a real single-node cluster made of them
 #      (hack/e2e.sh: hack/local-up-node.sh up, the release's images run
-#      in the node's containerd, test/e2e_fileprobe, down).
+#      in the node's containerd, test/e2e_fileprobe, down);
+#  10. upstream's binaries of the pinned version build from the pristine
+#      baseline (hack/build-upstream.sh, cached), and the version-skew suite
+#      runs on a three-node cluster mixing them with ours (hack/e2e-skew.sh:
+#      test/e2e_skew, docs/version-skew.md).
 #
 #   hack/test.sh --unit-only    step 6 only
 #   hack/test.sh --verify-only  steps 1-4 (make verify)
@@ -153,6 +157,8 @@ main() {
   fp::timed "binary smoke tests" "${FP_ROOT}/hack/test/binaries_test.sh"
   fp::timed "make release: reproducible, checksums, images, SBOMs" "${FP_ROOT}/hack/test/release_test.sh"
   fp::timed "e2e suite on a local node" env E2E_RELEASE_IMAGES=1 "${FP_ROOT}/hack/e2e.sh"
+  fp::timed "build upstream's binaries (pristine baseline)" "${FP_ROOT}/hack/build-upstream.sh"
+  fp::timed "e2e version-skew suite on three local nodes" "${FP_ROOT}/hack/e2e-skew.sh"
   fp::log "make test: all green"
 }
 

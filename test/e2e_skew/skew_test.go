@@ -18,11 +18,15 @@ limitations under the License.
 // several nodes whose kubelets differ (ours with the FileContainerProbe gate
 // on, ours with it off, upstream's of the same version), brought up by
 // hack/local-up-node.sh (FP_NODE_KUBELETS) from real binaries: make
-// e2e-skew (hack/e2e-skew.sh) does. It checks what docs/version-skew.md says
-// of mixed nodes: file-probed Pods, Deployments and Jobs land only on nodes
-// that declare FileContainerProbe, other pods land anywhere, and with no
-// such node file-probed pods stay Pending with the scheduler's message.
-// The cases run one after another: the last restarts a kubelet.
+// e2e-skew (hack/e2e-skew.sh, the last step of make test) does. It checks
+// every row of docs/version-skew.md: mixed nodes (file-probed Pods,
+// Deployments and Jobs land only on nodes that declare FileContainerProbe,
+// other pods anywhere, Pending with the scheduler's message when no node
+// does), an upstream kubelet, kube-scheduler, kube-controller-manager and
+// kube-apiserver each beside ours, the apiserver's gate turned off under
+// file-probed templates, and the rolling upgrade and its roll-back. The
+// cases share the cluster and restart its components, so they run one after
+// another; each puts back what it changed.
 package e2eskew
 
 import (
@@ -310,6 +314,7 @@ func TestSkew(t *testing.T) {
 	t.Run("an upstream kube-scheduler binds file-probed pods to any node", testUpstreamScheduler)
 	t.Run("an upstream kube-controller-manager cannot create pods from file-probed templates", testUpstreamControllerManager)
 	t.Run("an upstream kube-apiserver loses the file probes of objects it writes", testUpstreamAPIServer)
+	t.Run("with the apiserver's gate off, file-probed templates stall until their probes change", testAPIServerGateOffTemplates)
 	t.Run("the rolling upgrade and its roll-back keep a Deployment Ready", testRollingUpgrade)
 }
 
@@ -454,7 +459,9 @@ func testPlainPods(t *testing.T) {
 }
 
 // testNoCapableNode turns the gate off on every capable kubelet (restarting
-// it), so that no node declares the feature: a file-probed pod stays Pending
+// it), so that no node declares the feature: a file-probed pod that was
+// running there is rejected when the kubelet re-admits it, and stopped; a
+// new file-probed pod stays Pending
 // with the scheduler's reason; once one kubelet declares it again, the pod is
 // scheduled there and becomes Ready.
 func testNoCapableNode(t *testing.T) {
@@ -470,11 +477,30 @@ func testNoCapableNode(t *testing.T) {
 			}
 		}
 	})
+	// A file-probed pod that runs when its kubelet comes back with the gate off.
+	running := fileProbed(map[string]string{"app": "running"}, 0)
+	running.NodeSelector = map[string]string{hostnameLabel: capable[0]}
+	if _, err := cluster.client.CoreV1().Pods(ns).Create(ctx, &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "running", Labels: map[string]string{"app": "running"}}, Spec: running}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create pod: %v", err)
+	}
+	waitPods(t, ns, "app=running", 1)
+
 	for _, n := range capable {
 		off[n] = true
 		restartKubelet(t, n, "ours-gate-off")
 		waitDeclared(t, n, false)
 	}
+	// Re-admitted when the kubelet starts (NodeDeclaredFeatures, locked on
+	// since 1.37), it is rejected like a new pod, and its container stopped:
+	// the pod ends, not restarted (its container exits 0 on SIGTERM).
+	t.Logf("the pod that ran before: %s", waitEvent(t, ns, "running", "PodFeatureUnsupported", "FileContainerProbe", podTimeout))
+	ended := waitPod(t, ns, "running", "ended", func(p *v1.Pod) bool {
+		return p.Status.Phase == v1.PodFailed || p.Status.Phase == v1.PodSucceeded
+	})
+	if len(ended.Status.ContainerStatuses) != 1 || ended.Status.ContainerStatuses[0].RestartCount != 0 || ended.Status.ContainerStatuses[0].State.Terminated == nil {
+		t.Errorf("the pod that ran before the gate went off: container statuses %+v, want one terminated, never restarted", ended.Status.ContainerStatuses)
+	}
+	t.Logf("the pod that ran before: %s %s %s", ended.Status.Phase, ended.Status.Reason, ended.Status.Message)
 
 	labels := map[string]string{"app": "pending"}
 	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "file-probed", Labels: labels}, Spec: fileProbed(labels, 0)}

@@ -708,3 +708,68 @@ func testUpstreamAPIServer(t *testing.T) {
 	}
 	t.Logf("our apiserver again: the Deployment's template has its file probe: %v", hasFileProbe(&d.Spec.Template.Spec, readiness))
 }
+
+// testAPIServerGateOffTemplates turns the gate off in our apiserver under a
+// running file-probed Deployment, as docs/version-skew.md (3.) describes:
+// the running pods keep running; an update that keeps the file probe is
+// accepted and keeps it; but the controllers' new objects are rejected:
+// scaling up stalls with FailedCreate on the ReplicaSet, a rollout with
+// ReplicaSetCreateError on the Deployment. Changing the template's probe to
+// another handler is accepted and rolls out.
+func testAPIServerGateOffTemplates(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	gateOff := true
+	t.Cleanup(func() {
+		if gateOff {
+			controlPlane(t, "kube-apiserver", false, true)
+		}
+	})
+	labels := map[string]string{"app": "web"}
+	spec := plainSpec(labels, fmt.Sprintf("trap 'exit 0' TERM; while true; do touch %s/probe; sleep 1; done", probeDir), v1.ScheduleAnyway)
+	spec.Containers[0].ReadinessProbe, spec.Containers[0].LivenessProbe = heartbeatProbes(true)
+	deployment(t, ns, "web", labels, 1, spec)
+	rollout(t, ns, "web", "file probes, gate on")
+
+	controlPlane(t, "kube-apiserver", false, false)
+	rollout(t, ns, "web", "apiserver gate off")
+	const forbidden = "may not be set when the FileContainerProbe feature gate is disabled"
+	update := func(what string, change func(d *appsv1.Deployment)) error {
+		d, err := cluster.client.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		change(d)
+		_, err = cluster.client.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{})
+		t.Logf("%s: %v", what, err)
+		return err
+	}
+	// An update that keeps the file probe: accepted, the probe kept.
+	if err := update("label the Deployment", func(d *appsv1.Deployment) { d.Labels = map[string]string{"touched": "yes"} }); err != nil {
+		t.Fatalf("gate off: an update that keeps the file probe was rejected: %v", err)
+	}
+	// Scale up: the ReplicaSet's new pod is rejected.
+	if err := update("scale to 2", func(d *appsv1.Deployment) { d.Spec.Replicas = ptr.To[int32](2) }); err != nil {
+		t.Fatalf("gate off: scaling was rejected: %v", err)
+	}
+	rss, err := cluster.client.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil || len(rss.Items) != 1 {
+		t.Fatalf("ReplicaSets of the Deployment: %v (%v), want one", rss, err)
+	}
+	t.Logf("scale up: %s", waitEvent(t, ns, rss.Items[0].Name, "FailedCreate", forbidden, podTimeout))
+	// A rollout: the new ReplicaSet is rejected.
+	if err := update("roll out (a template annotation)", func(d *appsv1.Deployment) {
+		d.Spec.Template.Annotations = map[string]string{"rollout": "1"}
+	}); err != nil {
+		t.Fatalf("gate off: a template change that keeps the file probe was rejected: %v", err)
+	}
+	t.Logf("rollout: %s", waitEvent(t, ns, "web", "ReplicaSetCreateError", forbidden, podTimeout))
+	noRestarts(t, ns, "apiserver gate off")
+	if pods := podsOn(t, ns, "app=web", 1, true); len(pods) != 1 {
+		t.Fatalf("running pods: %v, want the one that ran before", pods)
+	}
+	// The way out the document gives: another handler.
+	setProbes(t, ns, "web", false, "exec probes, gate off")
+	controlPlane(t, "kube-apiserver", false, true)
+	gateOff = false
+}
