@@ -98,9 +98,11 @@ func testShimless(t *testing.T) {
 	}
 	killed := time.Now()
 	for _, name := range names {
-		pod := waitForPod(t, ns, name, podTimeout, "restarted and Ready after the shim's kill", func(p *v1.Pod) bool {
+		// The kubelet may report the new instance before the old one's end:
+		// containerd learns that exit from the cleanup of the dead shim.
+		pod := waitForPod(t, ns, name, podTimeout, "restarted and Ready after the shim's kill, the old instance's end reported", func(p *v1.Pod) bool {
 			s := containerStatus(p, "app")
-			return podReady(p) && s != nil && s.RestartCount > 0
+			return podReady(p) && s != nil && s.RestartCount > 0 && s.LastTerminationState.Terminated != nil
 		})
 		s := containerStatus(pod, "app")
 		last := s.LastTerminationState.Terminated
