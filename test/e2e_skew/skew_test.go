@@ -553,14 +553,23 @@ func testNoCapableNode(t *testing.T) {
 // restartKubelet restarts the kubelet of node name as kind (hack/local-up-node.sh restart kubelet).
 func restartKubelet(t *testing.T, name, kind string) {
 	t.Helper()
+	took, err := switchKubelet(name, kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("restarted the kubelet of %s as %s in %v", name, kind, took)
+}
+
+// switchKubelet restarts the kubelet of node name as kind and says how long
+// that took; safe to call for several nodes at once.
+func switchKubelet(name, kind string) (time.Duration, error) {
 	start := time.Now()
 	cmd := exec.Command(filepath.Join(cluster.root, "hack", "local-up-node.sh"), "restart", "kubelet", name)
 	cmd.Env = append(os.Environ(), "FP_NODE_KUBELET="+kind)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("restart the kubelet of %s as %s: %v\n%s", name, kind, err, out)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("restart the kubelet of %s as %s: %v\n%s", name, kind, err, out)
 	}
-	t.Logf("restarted the kubelet of %s as %s in %v", name, kind, time.Since(start).Round(time.Millisecond))
+	return time.Since(start).Round(time.Millisecond), nil
 }
 
 // waitDeclared waits until node name declares the feature (or not).

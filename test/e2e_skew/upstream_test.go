@@ -79,19 +79,17 @@ var controlPlaneComponents = []string{"kube-apiserver", "kube-controller-manager
 func kubelets(t *testing.T, kinds map[string]string) {
 	t.Helper()
 	var wg sync.WaitGroup
-	errs := make(chan string, len(kinds))
+	errs := make(chan error, len(kinds))
 	for name, kind := range kinds {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			start := time.Now()
-			cmd := exec.Command(filepath.Join(cluster.root, "hack", "local-up-node.sh"), "restart", "kubelet", name)
-			cmd.Env = append(os.Environ(), "FP_NODE_KUBELET="+kind)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				errs <- fmt.Sprintf("restart the kubelet of %s as %s: %v\n%s", name, kind, err, out)
+			took, err := switchKubelet(name, kind)
+			if err != nil {
+				errs <- err
 				return
 			}
-			t.Logf("restarted the kubelet of %s as %s in %v", name, kind, time.Since(start).Round(time.Millisecond))
+			t.Logf("restarted the kubelet of %s as %s in %v", name, kind, took)
 		}()
 	}
 	wg.Wait()
