@@ -233,11 +233,7 @@ func fileProbed(labels map[string]string, seconds int) v1.PodSpec {
 		loop = fmt.Sprintf("i=0; while [ $i -lt %d ]; do touch %s/probe; sleep 1; i=$((i+1)); done", seconds, probeDir)
 	}
 	spec := plainSpec(labels, "trap 'exit 0' TERM; "+loop, v1.ScheduleAnyway)
-	spec.Containers[0].ReadinessProbe = &v1.Probe{
-		ProbeHandler:     v1.ProbeHandler{File: &v1.FileAction{Path: "/" + probeVolume + "/probe", Validity: 5}},
-		PeriodSeconds:    1,
-		FailureThreshold: 1,
-	}
+	spec.Containers[0].ReadinessProbe = fileProbe()
 	return spec
 }
 
