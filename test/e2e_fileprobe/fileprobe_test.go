@@ -145,7 +145,11 @@ func testWriterNeverStarts(t *testing.T) {
 	ns := namespace(t)
 	scripts := map[string]string{
 		"idle":  "sleep 3600",
-		"stale": fmt.Sprintf("while true; do touch -d '2000-01-01 00:00:00' %s/probe; sleep 1; done", probeDir),
+		// Created under another name and renamed: touch -d on a missing file
+		// creates it fresh and back-dates it only afterwards, and a probe
+		// woken by the creation could rightly see it fresh in between.
+		"stale": fmt.Sprintf("touch -d '2000-01-01 00:00:00' %[1]s/.probe && mv %[1]s/.probe %[1]s/probe && "+
+			"while true; do touch -d '2000-01-01 00:00:00' %[1]s/probe; sleep 1; done", probeDir),
 	}
 	for name, script := range scripts {
 		c := shell("app", script)
