@@ -167,10 +167,20 @@ func namespace(t *testing.T) string {
 	return ns.Name
 }
 
-// dumpNamespace logs the pods and events of a failed test.
+// dumpNamespace logs the pods of a failed test, and writes them with the
+// namespace's events to _output/local/logs/failed/<namespace>.txt: a busy
+// namespace's events run to a hundred lines, and inline they pushed the
+// test's own errors out of the tail of the log that CI keeps.
 func dumpNamespace(t *testing.T, ns string) {
-	out, err := kubectl("get", "pods,events", "-n", ns, "-o", "wide")
-	t.Logf("pods and events in %s (%v):\n%s", ns, err, out)
+	pods, err := kubectl("get", "pods", "-n", ns, "-o", "wide")
+	events, _ := kubectl("get", "events", "-n", ns, "-o", "wide", "--sort-by=.lastTimestamp")
+	dir := filepath.Join(cluster.root, "_output", "local", "logs", "failed")
+	file := filepath.Join(dir, ns+".txt")
+	werr := os.MkdirAll(dir, 0o755)
+	if werr == nil {
+		werr = os.WriteFile(file, []byte(pods+"\n"+events), 0o644)
+	}
+	t.Logf("pods in %s (%v), with their events in %s (%v):\n%s", ns, err, file, werr, pods)
 }
 
 // kubectl runs our kubectl against the cluster and returns its output.

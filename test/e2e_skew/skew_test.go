@@ -213,9 +213,18 @@ func namespace(t *testing.T) string {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			out, err := exec.Command(filepath.Join(cluster.root, "_output", "bin", "kubectl"), "--kubeconfig", cluster.kubeconfig,
-				"get", "pods,events", "-n", name, "-o", "wide").CombinedOutput()
-			t.Logf("pods and events in %s (%v):\n%s", name, err, out)
+			// As in test/e2e_fileprobe: the events go to a file, lest they
+			// push the test's errors out of the tail of CI's log.
+			kubectl := filepath.Join(cluster.root, "_output", "bin", "kubectl")
+			pods, err := exec.Command(kubectl, "--kubeconfig", cluster.kubeconfig, "get", "pods", "-n", name, "-o", "wide").CombinedOutput()
+			events, _ := exec.Command(kubectl, "--kubeconfig", cluster.kubeconfig, "get", "events", "-n", name, "-o", "wide", "--sort-by=.lastTimestamp").CombinedOutput()
+			dir := filepath.Join(cluster.root, "_output", "local", "logs", "failed")
+			file := filepath.Join(dir, name+".txt")
+			werr := os.MkdirAll(dir, 0o755)
+			if werr == nil {
+				werr = os.WriteFile(file, append(append(pods, '\n'), events...), 0o644)
+			}
+			t.Logf("pods in %s (%v), with their events in %s (%v):\n%s", name, err, file, werr, pods)
 		}
 		_ = cluster.client.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
 	})
