@@ -215,9 +215,8 @@ func namespace(t *testing.T) string {
 		if t.Failed() {
 			// As in test/e2e_fileprobe: the events go to a file, lest they
 			// push the test's errors out of the tail of CI's log.
-			kubectl := filepath.Join(cluster.root, "_output", "bin", "kubectl")
-			pods, err := exec.Command(kubectl, "--kubeconfig", cluster.kubeconfig, "get", "pods", "-n", name, "-o", "wide").CombinedOutput()
-			events, _ := exec.Command(kubectl, "--kubeconfig", cluster.kubeconfig, "get", "events", "-n", name, "-o", "wide", "--sort-by=.lastTimestamp").CombinedOutput()
+			pods, err := runKubectl("get", "pods", "-n", name, "-o", "wide")
+			events, _ := runKubectl("get", "events", "-n", name, "-o", "wide", "--sort-by=.lastTimestamp")
 			dir := filepath.Join(cluster.root, "_output", "local", "logs", "failed")
 			file := filepath.Join(dir, name+".txt")
 			werr := os.MkdirAll(dir, 0o755)
@@ -632,9 +631,8 @@ func testPodNetwork(t *testing.T) {
 			if from.name == to.name {
 				continue
 			}
-			out, err := exec.Command(filepath.Join(cluster.root, "_output", "bin", "kubectl"), "--kubeconfig", cluster.kubeconfig,
-				"exec", "-n", ns, "web-"+from.name, "--", "sh", "-c",
-				fmt.Sprintf(`printf 'GET /index.html HTTP/1.0\r\n\r\n' | nc -w 5 %s 8080`, ips[to.name])).CombinedOutput()
+			out, err := runKubectl("exec", "-n", ns, "web-"+from.name, "--", "sh", "-c",
+				fmt.Sprintf(`printf 'GET /index.html HTTP/1.0\r\n\r\n' | nc -w 5 %s 8080`, ips[to.name]))
 			if err != nil || !strings.Contains(string(out), "served-by-"+to.name) {
 				t.Errorf("from the pod on %s to the pod on %s (%s): %v\n%s", from.name, to.name, ips[to.name], err, out)
 			}

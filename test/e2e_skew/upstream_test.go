@@ -115,21 +115,27 @@ func restoreCluster(t *testing.T) {
 	}
 	kubelets(t, kinds)
 	for _, n := range cluster.nodes {
-		if err := exec.Command(filepath.Join(cluster.root, "_output", "bin", "kubectl"), "--kubeconfig", cluster.kubeconfig,
-			"uncordon", n.name).Run(); err != nil {
+		if _, err := runKubectl("uncordon", n.name); err != nil {
 			t.Errorf("uncordon %s: %v", n.name, err)
 		}
 	}
 }
 
+// kubectl runs our kubectl against the cluster and fails the test if it fails.
 func kubectl(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(filepath.Join(cluster.root, "_output", "bin", "kubectl"),
-		append([]string{"--kubeconfig", cluster.kubeconfig}, args...)...).CombinedOutput()
+	out, err := runKubectl(args...)
 	if err != nil {
 		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// runKubectl runs our kubectl against the cluster and returns its output
+// (stdout and stderr).
+func runKubectl(args ...string) ([]byte, error) {
+	return exec.Command(filepath.Join(cluster.root, "_output", "bin", "kubectl"),
+		append([]string{"--kubeconfig", cluster.kubeconfig}, args...)...).CombinedOutput()
 }
 
 // nodeOfKind returns a node whose kubelet is kind.
