@@ -41,6 +41,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 )
 
@@ -599,18 +600,30 @@ func drainTo(t *testing.T, ns, name, node, kind string) {
 	rollout(t, ns, name, step)
 }
 
+// updateDeployment gets Deployment name of ns, changes it and updates it,
+// again from a fresh copy when the controllers updated it in between.
+func updateDeployment(ns, name string, change func(*appsv1.Deployment)) error {
+	ctx := context.Background()
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d, err := cluster.client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		change(d)
+		_, err = cluster.client.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{})
+		return err
+	})
+}
+
 // setProbes makes the Deployment's readiness and liveness probes file probes
 // (file) or exec probes on the same heartbeat, and waits for the rollout.
 func setProbes(t *testing.T, ns, name string, file bool, step string) {
 	t.Helper()
 	ctx := context.Background()
-	d, err := cluster.client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &d.Spec.Template.Spec.Containers[0]
-	c.ReadinessProbe, c.LivenessProbe = heartbeatProbes(file)
-	if _, err := cluster.client.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{}); err != nil {
+	if err := updateDeployment(ns, name, func(d *appsv1.Deployment) {
+		c := &d.Spec.Template.Spec.Containers[0]
+		c.ReadinessProbe, c.LivenessProbe = heartbeatProbes(file)
+	}); err != nil {
 		t.Fatalf("%s: update the Deployment's probes: %v", step, err)
 	}
 	rollout(t, ns, name, step)
@@ -743,8 +756,8 @@ func testUpstreamAPIServer(t *testing.T) {
 	if p := d.Spec.Template.Spec.Containers[0].ReadinessProbe; p == nil || p.File != nil || p.Exec != nil || p.HTTPGet != nil || p.TCPSocket != nil || p.GRPC != nil {
 		t.Errorf("upstream's apiserver serves the Deployment's readiness probe as %+v, want one without a handler", p)
 	}
-	d.Labels = map[string]string{"touched": "yes"}
-	if _, err := cluster.client.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{}); err == nil || !strings.Contains(err.Error(), "must specify a handler type") {
+	err = updateDeployment(ns, "file-probed", func(d *appsv1.Deployment) { d.Labels = map[string]string{"touched": "yes"} })
+	if err == nil || !strings.Contains(err.Error(), "must specify a handler type") {
 		t.Errorf("upstream's apiserver, updating the Deployment's labels: %v, want the template rejected (must specify a handler type)", err)
 	} else {
 		t.Logf("upstream's apiserver, updating the Deployment's labels: %v", err)
@@ -797,12 +810,7 @@ func testAPIServerGateOffTemplates(t *testing.T) {
 	rollout(t, ns, "web", "apiserver gate off")
 	const forbidden = "may not be set when the FileContainerProbe feature gate is disabled"
 	update := func(what string, change func(d *appsv1.Deployment)) error {
-		d, err := cluster.client.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		change(d)
-		_, err = cluster.client.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{})
+		err := updateDeployment(ns, "web", change)
 		t.Logf("%s: %v", what, err)
 		return err
 	}
