@@ -33,7 +33,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -567,13 +566,7 @@ func restartKubelet(t *testing.T, name, kind string) {
 // switchKubelet restarts the kubelet of node name as kind and says how long
 // that took; safe to call for several nodes at once.
 func switchKubelet(name, kind string) (time.Duration, error) {
-	start := time.Now()
-	cmd := exec.Command(filepath.Join(cluster.root, "hack", "local-up-node.sh"), "restart", "kubelet", name)
-	cmd.Env = append(os.Environ(), "FP_NODE_KUBELET="+kind)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("restart the kubelet of %s as %s: %v\n%s", name, kind, err, out)
-	}
-	return time.Since(start).Round(time.Millisecond), nil
+	return restart("kubelet", name, "FP_NODE_KUBELET="+kind)
 }
 
 // waitDeclared waits until node name declares the feature (or not).
